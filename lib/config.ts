@@ -1,0 +1,70 @@
+/** Configuration: every environment variable, parsed once with zod. */
+import { z } from "zod";
+
+const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true");
+
+const cidrList = z.string().transform((raw, ctx) => {
+  const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const item of items) {
+    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(item)) {
+      ctx.addIssue({ code: "custom", message: `"${item}" is not an IP address or CIDR` });
+    }
+  }
+  return items;
+});
+
+const optionalUrl = z.string().trim().transform((v) => v === "" ? undefined : v).pipe(
+  z.string().regex(/^postgres(ql)?:\/\//, "must start with postgres:// or postgresql://")
+    .optional(),
+);
+
+/** The schema of the environment; its keys are the variable names. */
+export const configSchema = z.object({
+  PORT: intFrom(0, 65535).default(8000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  DATABASE_URL: optionalUrl.optional(),
+  DB_POOL_MAX: intFrom(1, 500).default(10),
+  DB_CONNECT_TIMEOUT_S: intFrom(1, 300).default(10),
+  DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
+  DATA_DIR: z.string().min(1).default("./data"),
+  LOG_DIR: z.string().min(1).default("./logs"),
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  JWT_TTL_SECONDS: intFrom(30, 86_400).default(1800),
+  RATE_LIMIT_PER_MINUTE: intFrom(0, 1_000_000).default(100),
+  RATE_LIMIT_EXEMPT: cidrList.default([]),
+  RATE_LIMIT_STORE: z.enum(["memory", "postgres"]).default("memory"),
+  TRUST_PROXY: flag.default(false),
+  SCAN_CRON: z.string().regex(
+    /^(\S+\s+){4}\S+$/,
+    "must be a 5-field cron expression",
+  ).default("*/5 * * * *"),
+  SCAN_ENABLED: flag.default(true),
+  INTEGRITY_HISTORY_DAYS: intFrom(1, 3650).default(30),
+  CANARY_AUTO_ROLLBACK: flag.default(true),
+  SEED_ADMIN_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
+  SEED_STUDENT_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
+  LOG_REQUESTS: flag.default(true),
+});
+
+/** Parsed configuration. */
+export type Config = z.infer<typeof configSchema>;
+
+/** Raised when a variable is invalid; its message is one line naming it. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses an environment (default: the process's) or throws one ConfigError. */
+export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {
+  const known = Object.fromEntries(
+    Object.keys(configSchema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]),
+  );
+  const result = configSchema.safeParse(known);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const name = String(issue.path[0] ?? "environment");
+  const secret = /SECRET|PASSWORD|DATABASE_URL/.test(name);
+  const got = secret ? "" : ` (got "${env[name]}")`;
+  throw new ConfigError(`invalid configuration: ${name} ${issue.message}${got}`);
+}

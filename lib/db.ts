@@ -1,0 +1,100 @@
+/** The one postgres.js `sql` of the app: a server pool or embedded PGlite. */
+import postgres from "postgres";
+import { join } from "node:path";
+import type { Config } from "./config.ts";
+
+/** The postgres.js client type used everywhere above this module. */
+export type Sql = postgres.Sql;
+
+/** Something that runs queries: the pool or an open transaction. */
+export type Queryable = postgres.Sql | postgres.TransactionSql;
+
+/** An open database and how to close it. */
+export interface Database {
+  sql: Sql;
+  kind: "server" | "embedded";
+  close(): Promise<void>;
+}
+
+/** Raised when the database cannot be reached; one line, no stack needed. */
+export class DatabaseUnavailable extends Error {
+  override name = "DatabaseUnavailable";
+}
+
+// int8 columns (XP totals, counts) are kept below 2^53, so numbers are exact.
+const int8AsNumber = {
+  to: 20,
+  from: [20],
+  serialize: (v: number | bigint) => String(v),
+  parse: (v: string) => Number(v),
+};
+
+/** Client options shared by both modes. */
+export function clientOptions(
+  config: Pick<Config, "DB_CONNECT_TIMEOUT_S" | "DB_STATEMENT_TIMEOUT_MS">,
+  max: number,
+) {
+  return {
+    max,
+    connect_timeout: config.DB_CONNECT_TIMEOUT_S,
+    idle_timeout: 60,
+    max_lifetime: 60 * 30,
+    onnotice: () => {},
+    types: { bigint: int8AsNumber },
+    connection: {
+      application_name: "levelguard",
+      statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
+    },
+  } as const;
+}
+
+/** Opens the configured database and checks it answers. */
+export async function openDatabase(config: Config): Promise<Database> {
+  const db = config.DATABASE_URL ? openServer(config.DATABASE_URL, config) : await openEmbedded(config);
+  try {
+    await db.sql`select 1`;
+  } catch (err) {
+    await db.close().catch(() => {});
+    throw new DatabaseUnavailable(`database unreachable: ${describe(err)}`);
+  }
+  return db;
+}
+
+function openServer(url: string, config: Config): Database {
+  const sql = postgres(url, clientOptions(config, config.DB_POOL_MAX));
+  return { sql, kind: "server", close: () => sql.end({ timeout: 5 }) };
+}
+
+async function openEmbedded(config: Config): Promise<Database> {
+  // Imported lazily: the WASM build is only loaded when it is used.
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
+  const dir = join(config.DATA_DIR, "pglite");
+  await Deno.mkdir(dir, { recursive: true });
+  const pg = await PGlite.create(dir);
+  const server = new PGLiteSocketServer({ db: pg, host: "127.0.0.1", port: 0 });
+  await server.start();
+  // PGlite serves one connection at a time, so the pool has exactly one.
+  const sql = postgres(
+    `postgres://postgres@${server.getServerConn()}/postgres`,
+    { ...clientOptions(config, 1), ssl: false },
+  );
+  return {
+    sql,
+    kind: "embedded",
+    async close() {
+      await sql.end({ timeout: 5 });
+      await server.stop();
+      await pg.close();
+    },
+  };
+}
+
+/** A short one-line description of a database error. */
+export function describe(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: string }).code;
+    return code ? `${err.message} (${code})` : err.message;
+  }
+  return String(err);
+}

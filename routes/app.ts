@@ -1,0 +1,37 @@
+/** Builds the Hono application from its dependencies (no I/O here). */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { requestId } from "hono/request-id";
+import { PayloadTooLarge } from "../lib/errors.ts";
+import type { AppDeps, AppEnv } from "./env.ts";
+import { onError, onNotFound } from "./middleware/problem.ts";
+import { requestLog } from "./middleware/request_log.ts";
+import { opsRoutes } from "./ops.ts";
+
+/** Request bodies above this size are refused with 413. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+/** The whole HTTP surface of Levelguard. */
+export function createApp(deps: AppDeps) {
+  const app = new Hono<AppEnv>();
+  app.use(requestId({ headerName: "X-Request-Id" }));
+  if (deps.config.LOG_REQUESTS) app.use(requestLog);
+  app.use(async (c, next) => {
+    c.set("deps", deps);
+    await next();
+  });
+  app.use(
+    "/api/*",
+    bodyLimit({
+      maxSize: BODY_LIMIT_BYTES,
+      onError: () => {
+        throw new PayloadTooLarge(BODY_LIMIT_BYTES);
+      },
+    }),
+  );
+  app.onError(onError);
+  app.notFound(onNotFound);
+
+  app.route("/", opsRoutes());
+  return app;
+}

@@ -1,0 +1,71 @@
+/** A throwaway PostgreSQL cluster in a temp directory (initdb + pg_ctl), for tests and benchmarks. */
+import { join } from "node:path";
+
+/** A running cluster and how to stop it. */
+export interface Cluster {
+  url: string;
+  stop(): Promise<void>;
+}
+
+const BIN_DIRS = [
+  "/usr/lib/postgresql/17/bin",
+  "/usr/lib/postgresql/16/bin",
+  "/usr/lib/postgresql/15/bin",
+  "/usr/lib/postgresql/14/bin",
+];
+
+/** The directory holding initdb and pg_ctl, or null when PostgreSQL is not installed. */
+export async function findPgBin(): Promise<string | null> {
+  for (const dir of BIN_DIRS) {
+    try {
+      await Deno.stat(join(dir, "initdb"));
+      return dir;
+    } catch { /* next */ }
+  }
+  return null;
+}
+
+async function run(cmd: string[], asPostgres: boolean) {
+  const [bin, ...args] = asPostgres ? ["runuser", "-u", "postgres", "--", ...cmd] : cmd;
+  const out = await new Deno.Command(bin, { args, stdout: "piped", stderr: "piped" }).output();
+  if (!out.success) {
+    throw new Error(`${cmd[0]} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Starts a cluster (as the `postgres` user when running as root); settings trade durability for speed. */
+export async function startCluster(bin: string, settings: Record<string, string> = {}): Promise<Cluster> {
+  const asPostgres = Deno.uid() === 0;
+  const dir = await Deno.makeTempDir({ prefix: "levelguard-pg-" });
+  if (asPostgres) await run(["chown", "postgres:postgres", dir], false);
+  const data = join(dir, "data");
+  await run(
+    [join(bin, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale"],
+    asPostgres,
+  );
+  const port = freePort();
+  const options = {
+    listen_addresses: "127.0.0.1",
+    port: String(port),
+    unix_socket_directories: dir,
+    max_connections: "300",
+    shared_buffers: "256MB",
+    ...settings,
+  };
+  const o = Object.entries(options).map(([k, v]) => `-c ${k}=${v}`).join(" ");
+  await run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres).catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}

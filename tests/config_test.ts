@@ -1,0 +1,54 @@
+import { assertEquals, assertMatch, assertThrows } from "./_assert.ts";
+import { ConfigError, loadConfig } from "../lib/config.ts";
+
+Deno.test("configuration defaults match the SPEC", () => {
+  const config = loadConfig({});
+  assertEquals(config.PORT, 8000);
+  assertEquals(config.DB_POOL_MAX, 10);
+  assertEquals(config.JWT_TTL_SECONDS, 1800);
+  assertEquals(config.RATE_LIMIT_PER_MINUTE, 100);
+  assertEquals(config.RATE_LIMIT_EXEMPT, []);
+  assertEquals(config.TRUST_PROXY, false);
+  assertEquals(config.SCAN_CRON, "*/5 * * * *");
+  assertEquals(config.DATA_DIR, "./data");
+  assertEquals(config.DATABASE_URL, undefined);
+});
+
+Deno.test("configuration parses lists, flags and numbers", () => {
+  const config = loadConfig({
+    PORT: "9000",
+    RATE_LIMIT_EXEMPT: "127.0.0.1/32, 10.0.0.0/8",
+    TRUST_PROXY: "1",
+    DATABASE_URL: "postgres://u@db:5432/x",
+  });
+  assertEquals(config.PORT, 9000);
+  assertEquals(config.RATE_LIMIT_EXEMPT, ["127.0.0.1/32", "10.0.0.0/8"]);
+  assertEquals(config.TRUST_PROXY, true);
+  assertEquals(config.DATABASE_URL, "postgres://u@db:5432/x");
+});
+
+const bad: [string, string][] = [
+  ["PORT", "eighty"],
+  ["PORT", "70000"],
+  ["DB_POOL_MAX", "0"],
+  ["JWT_SECRET", "short"],
+  ["RATE_LIMIT_PER_MINUTE", "-1"],
+  ["RATE_LIMIT_EXEMPT", "not-an-ip"],
+  ["TRUST_PROXY", "maybe"],
+  ["DATABASE_URL", "mysql://x"],
+  ["SCAN_CRON", "every five minutes"],
+  ["RATE_LIMIT_STORE", "redis"],
+];
+
+for (const [name, value] of bad) {
+  Deno.test(`a bad ${name} (${value}) stops startup with one line naming it`, () => {
+    const err = assertThrows(() => loadConfig({ [name]: value }), ConfigError);
+    assertMatch(err.message, new RegExp(`^invalid configuration: ${name} `));
+    assertEquals(err.message.includes("\n"), false);
+  });
+}
+
+Deno.test("secret values are never echoed in configuration errors", () => {
+  const err = assertThrows(() => loadConfig({ JWT_SECRET: "tiny-secret" }), ConfigError);
+  assertEquals(err.message.includes("tiny-secret"), false);
+});

@@ -1,0 +1,67 @@
+/**
+ * Test runner: picks a PostgreSQL (TEST_DATABASE_URL / DATABASE_URL, else a
+ * throwaway cluster when initdb is installed, else PGlite), builds a migrated
+ * template database once, then runs `deno test` on every test file in
+ * parallel. Each test copies the template (`CREATE DATABASE ... TEMPLATE`).
+ */
+import postgres from "postgres";
+import { migrate } from "../lib/migrate.ts";
+import { type Cluster, findPgBin, startCluster } from "./_cluster.ts";
+
+const TEMPLATE = `levelguard_template_${Deno.pid}`;
+
+async function pickServer(): Promise<{ url: string; label: string; cluster?: Cluster } | null> {
+  const url = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL");
+  if (url) return { url, label: "the server in TEST_DATABASE_URL/DATABASE_URL" };
+  const bin = await findPgBin();
+  if (!bin) return null;
+  const cluster = await startCluster(bin, {
+    fsync: "off",
+    synchronous_commit: "off",
+    full_page_writes: "off",
+  });
+  return { url: cluster.url, label: `a throwaway cluster (${bin})`, cluster };
+}
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = "/" + name;
+  return u.toString();
+}
+
+const server = await pickServer();
+const env: Record<string, string> = { LEVELGUARD_TEST: "1" };
+if (server) {
+  console.log(`tests: PostgreSQL server: ${server.label}`);
+  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${TEMPLATE}`);
+  await admin.unsafe(`CREATE DATABASE ${TEMPLATE}`);
+  const [{ server_version: version }] = await admin`SHOW server_version`;
+  console.log(`tests: server version ${version}`);
+  const template = postgres(withDatabase(server.url, TEMPLATE), { max: 1, onnotice: () => {} });
+  await migrate(template);
+  await template.end();
+  await admin.end();
+  env.LG_TEST_ADMIN_URL = server.url;
+  env.LG_TEST_TEMPLATE = TEMPLATE;
+} else {
+  console.log("tests: no PostgreSQL server found; using embedded PGlite (concurrency tests are skipped)");
+  env.LG_TEST_PGLITE = "1";
+}
+
+const args = Deno.args.length ? Deno.args : ["tests/"];
+const child = new Deno.Command(Deno.execPath(), {
+  args: ["test", "-A", "--parallel", ...args],
+  env,
+  stdout: "inherit",
+  stderr: "inherit",
+}).spawn();
+const status = await child.status;
+
+if (server) {
+  const admin = postgres(server.url, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`DROP DATABASE IF EXISTS ${TEMPLATE} WITH (FORCE)`).catch(() => {});
+  await admin.end();
+  await server.cluster?.stop();
+}
+Deno.exit(status.code);
