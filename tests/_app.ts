@@ -19,3 +19,10 @@ export async function createTestApp(db: TestDatabase, env: Record<string, string
   };
   return { app: createApp(deps), deps };
 }
+
+/** A bearer header for a user id and role, signed with the test key. */
+export async function bearer(userId: number, role: "ADMIN" | "INSTRUCTOR" | "STUDENT", ttl = 600) {
+  const { issueToken } = await import("../lib/tokens.ts");
+  const { token } = await issueToken(TEST_JWT_SECRET, { userId, role }, ttl);
+  return { Authorization: `Bearer ${token}` };
+}
