@@ -66,10 +66,12 @@ export async function seed(sql: Sql, options: SeedOptions): Promise<SeedResult> 
         GROUP BY s.id
       )
       INSERT INTO specialization_progress (student_id, specialization_id, total_xp, current_level)
-      SELECT p.student_id, s.id, x.xp, level_for_xp(s.id, x.xp)
-      FROM picks p
-      JOIN specs s ON (s.ord - p.first + 3) % 3 < p.how_many
-      CROSS JOIN LATERAL (SELECT (1 + floor(random() * random() * s.top * 1.2))::bigint AS xp) AS x`;
+      SELECT student_id, specialization_id, xp, level_for_xp(specialization_id, xp)
+      FROM (
+        -- random() in this target list runs once per row (a volatile subquery is not flattened).
+        SELECT p.student_id, s.id AS specialization_id, (1 + floor(random() * random() * s.top * 1.2))::bigint AS xp
+        FROM picks p JOIN specs s ON (s.ord - p.first + 3) % 3 < p.how_many
+      ) AS rows`;
 
     await tx`
       INSERT INTO user_licenses (user_id, specialization_type, current_level, max_achieved_level)

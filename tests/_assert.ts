@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 
 /** Deep equality. */
 export function assertEquals<T>(actual: T, expected: T, message?: string): void {
-  assert.deepStrictEqual(actual, expected, message);
+  assert.deepStrictEqual(plain(actual), plain(expected), message);
+}
+
+// postgres.js results are Array subclasses; compare them as plain arrays.
+function plain<T>(value: T): T {
+  return (Array.isArray(value) && Object.getPrototypeOf(value) !== Array.prototype ? [...value] : value) as T;
 }
 
 /** Truthiness. */
