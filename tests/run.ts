@@ -13,7 +13,8 @@ const TEMPLATE = `levelguard_template_${Deno.pid}`;
 async function pickServer(): Promise<{ url: string; label: string; cluster?: Cluster } | null> {
   const url = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL");
   if (url) return { url, label: "the server in TEST_DATABASE_URL/DATABASE_URL" };
-  const bin = await findPgBin();
+  // TEST_FORCE_PGLITE=1 exercises the fallback on a machine that has PostgreSQL.
+  const bin = Deno.env.get("TEST_FORCE_PGLITE") ? null : await findPgBin();
   if (!bin) return null;
   const cluster = await startCluster(bin, {
     fsync: "off",
