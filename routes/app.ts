@@ -7,6 +7,7 @@ import type { AppDeps, AppEnv } from "./env.ts";
 import { onError, onNotFound } from "./middleware/problem.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { opsRoutes } from "./ops.ts";
+import { progressRoutes } from "./progress.ts";
 
 /** Request bodies above this size are refused with 413. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -33,5 +34,6 @@ export function createApp(deps: AppDeps) {
   app.notFound(onNotFound);
 
   app.route("/", opsRoutes());
+  app.route("/", progressRoutes());
   return app;
 }

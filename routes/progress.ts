@@ -1,0 +1,42 @@
+/** POST /api/v1/specializations/progress/update: XP through the coupling enforcer. */
+import { Hono } from "hono";
+import { applyXpChange } from "../lib/coupling.ts";
+import { Invalid } from "../lib/errors.ts";
+import { progressUpdateBody } from "../lib/schemas.ts";
+import type { AppEnv } from "./env.ts";
+import { requireRole } from "./middleware/auth.ts";
+import { jsonBody } from "./middleware/validate.ts";
+
+// Printable ASCII without spaces, like the keys clients generate (UUIDs, ULIDs).
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** The progress update endpoint (ADMIN, INSTRUCTOR). */
+export function progressRoutes() {
+  const app = new Hono<AppEnv>();
+  app.post(
+    "/api/v1/specializations/progress/update",
+    requireRole("ADMIN", "INSTRUCTOR"),
+    ...jsonBody(progressUpdateBody),
+    async (c) => {
+      const key = c.req.header("idempotency-key");
+      if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
+        throw new Invalid("The Idempotency-Key header is invalid", [
+          { field: "Idempotency-Key", message: "Must be 1 to 255 printable ASCII characters without spaces" },
+        ]);
+      }
+      const body = c.req.valid("json");
+      const { sql } = c.get("deps");
+      const { result, replayed } = await applyXpChange(sql, {
+        studentId: body.student_id,
+        specializationId: body.specialization_id,
+        xpChange: body.xp_change,
+        actorId: c.get("principal").userId,
+        requestId: c.get("requestId"),
+        idempotencyKey: key,
+      });
+      if (replayed) c.header("Idempotent-Replayed", "true");
+      return c.json(result);
+    },
+  );
+  return app;
+}
