@@ -1,9 +1,11 @@
 /** Levelguard: wires configuration, database, app and schedule. */
 import { isExpected } from "./lib/cli/_run.ts";
 import { type Config, loadConfig } from "./lib/config.ts";
+import { pruneIdempotencyKeys } from "./lib/coupling.ts";
 import { type Database, openDatabase } from "./lib/db.ts";
 import { ensureDemoData } from "./lib/demo.ts";
-import { log } from "./lib/log.ts";
+import { errorFields, log } from "./lib/log.ts";
+import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
 import { migrate, readMigrations } from "./lib/migrate.ts";
 import { loadJwtSecret } from "./lib/secrets.ts";
 import { createApp } from "./routes/app.ts";
@@ -48,7 +50,16 @@ async function start(config: Config): Promise<Database> {
 let config: Config;
 try {
   config = loadConfig();
-  await start(config);
+  const db = await start(config);
+  if (config.SCAN_ENABLED) scheduleIntegrityScan(config, db.sql);
+  // Idempotency keys are promised for 24 h; hourly pruning keeps them 48 h.
+  Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", async () => {
+    const pruned = await pruneIdempotencyKeys(db.sql).catch((err) => {
+      log("error", "pruning idempotency keys failed", errorFields(err));
+      return 0;
+    });
+    if (pruned) log("info", "idempotency keys pruned", { pruned });
+  });
 } catch (err) {
   if (!isExpected(err)) throw err;
   console.error(`levelguard: ${err.message}`);

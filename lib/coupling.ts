@@ -1,6 +1,6 @@
 /** The coupling enforcer: applies an XP change to progress and license together, exactly once. */
 import type { Sql } from "./db.ts";
-import { NotFound, Unavailable, Unprocessable } from "./errors.ts";
+import { NotFound, Unauthorized, Unavailable, Unprocessable } from "./errors.ts";
 import { log } from "./log.ts";
 import { transience, withRetry } from "./retry.ts";
 
@@ -41,7 +41,7 @@ type Outcome =
     status: number;
     response: ProgressUpdateResult | { outcome: "not_found" };
   }
-  | { outcome: "not_found" | "key_reused" };
+  | { outcome: "not_found" | "key_reused" | "actor_inactive" };
 
 const MAX_ATTEMPTS = 4;
 
@@ -83,6 +83,8 @@ export async function applyXpChange(sql: Sql, change: XpChange): Promise<Applied
     throw err;
   }
   switch (outcome.outcome) {
+    case "actor_inactive":
+      throw new Unauthorized("The token's user no longer exists or is inactive");
     case "key_reused":
       throw new Unprocessable("This Idempotency-Key was already used with a different request body");
     case "not_found":

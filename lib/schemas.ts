@@ -18,15 +18,24 @@ const positiveId = z.int().positive().max(2_147_483_647);
 
 /** POST /api/v1/auth/login */
 export const loginBody = z.strictObject({
-  email: z.string().trim().min(3).max(254),
+  // No spaces or control characters (PostgreSQL text cannot even hold NUL).
+  email: z.string().trim().min(3).max(254).regex(/^[^\s\p{Cc}]+@[^\s\p{Cc}]+$/u, "Invalid email"),
   password: z.string().min(1).max(1024),
+});
+
+/** 200 of POST /api/v1/auth/login */
+export const loginResponse = z.strictObject({
+  access_token: z.string(),
+  token_type: z.literal("bearer"),
+  expires_in: z.int().positive(),
 });
 
 /** POST /api/v1/specializations/progress/update */
 export const progressUpdateBody = z.strictObject({
   student_id: positiveId,
   specialization_id: specializationId,
-  // Any positive safe integer; the level is capped and total XP saturates.
+  // Any positive safe integer (z.int() refuses 1.5, "10" and values above 2^53-1);
+  // the level is capped and total XP saturates.
   xp_change: z.int().positive(),
 });
 
@@ -40,7 +49,8 @@ export const violationsQuery = z.strictObject({
   kind: violationKind.optional(),
   specialization: specializationId.optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
-  cursor: z.string().max(200).optional(),
+  // Opaque and URL-safe (base64url or digits): anything else is 400 before any query.
+  cursor: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, "Invalid cursor").optional(),
 });
 
 /** GET /api/v1/health/metrics */

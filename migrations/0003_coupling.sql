@@ -13,7 +13,7 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
 
--- Returns {"outcome": "applied" | "replay" | "not_found" | "key_reused", ...}.
+-- Returns {"outcome": "applied" | "replay" | "not_found" | "key_reused" | "actor_inactive", ...}.
 -- Runs as one statement, so it commits or rolls back as a whole.
 CREATE FUNCTION apply_xp(
   p_student integer,
@@ -41,6 +41,12 @@ DECLARE
 BEGIN
   IF p_xp IS NULL OR p_xp <= 0 THEN
     RAISE EXCEPTION 'xp_change must be positive' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+
+  -- Tokens outlive accounts: a deleted or deactivated caller awards nothing.
+  PERFORM 1 FROM users WHERE id = p_actor AND is_active AND role IN ('ADMIN', 'INSTRUCTOR');
+  IF NOT FOUND THEN
+    RETURN jsonb_build_object('outcome', 'actor_inactive');
   END IF;
 
   IF p_key IS NOT NULL THEN

@@ -217,3 +217,35 @@ Deno.test("students may not award XP (403); admins and instructors may", () =>
       200,
     );
   }));
+
+Deno.test("a token whose user was deleted or deactivated awards nothing (401)", () =>
+  withApp(async (app, db) => {
+    const ghost = await app.request(PATH, {
+      method: "POST",
+      headers: { ...await bearer(999_999, "INSTRUCTOR"), "Content-Type": "application/json" },
+      body: JSON.stringify({ student_id: 1, specialization_id: "PLAYER", xp_change: 10 }),
+    });
+    assertEquals(ghost.status, 401);
+    await db.sql`UPDATE users SET is_active = false WHERE id = ${INSTRUCTOR_ID}`;
+    assertEquals(
+      (await award(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 10 })).status,
+      401,
+    );
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM xp_events`;
+    assertEquals(n, 0);
+  }));
+
+Deno.test("idempotency keys are kept 48 h, then pruned", () =>
+  withApp(async (app, db) => {
+    const { pruneIdempotencyKeys } = await import("../lib/coupling.ts");
+    await award(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 1 }, {
+      "Idempotency-Key": "old",
+    });
+    await award(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 1 }, {
+      "Idempotency-Key": "new",
+    });
+    await db.sql`UPDATE idempotency_keys SET created_at = now() - interval '49 hours' WHERE key = 'old'`;
+    assertEquals(await pruneIdempotencyKeys(db.sql), 1);
+    const keys = await db.sql<{ key: string }[]>`SELECT key FROM idempotency_keys`;
+    assertEquals(keys.map((k) => k.key), ["new"]);
+  }));

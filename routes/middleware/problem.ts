@@ -11,6 +11,18 @@ function slug(title: string) {
   return title.toLowerCase().replace(/[^a-z0-9]+/g, "-");
 }
 
+/**
+ * JSON with `<`, `>`, `&` and the JS line separators as \u escapes: problems
+ * echo client input (field names, paths), and escaped it stays inert even if
+ * a client renders the body as HTML. JSON.parse gives the original back.
+ */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 /** Renders an AppError as problem+json. */
 export function problem(c: Context, err: AppError): Response {
   const requestId = c.get("requestId") as string | undefined;
@@ -23,7 +35,7 @@ export function problem(c: Context, err: AppError): Response {
     request_id: requestId,
     errors: err.errors,
   };
-  return c.body(JSON.stringify(body), err.status as ContentfulStatusCode, {
+  return c.body(safeJson(body), err.status as ContentfulStatusCode, {
     ...err.headers,
     "Content-Type": "application/problem+json",
     "Cache-Control": "no-store",

@@ -22,8 +22,8 @@ function hook(result: { success: boolean; error?: { issues: z.core.$ZodIssue[] }
 
 /**
  * Checks the body is JSON before validation: a body in another type is 415,
- * malformed JSON is 400. With `optional`, an empty body without a
- * Content-Type counts as `{}`.
+ * malformed JSON is 400. With `optional`, an empty body (with or without
+ * a JSON Content-Type) counts as `{}`.
  */
 function jsonGuard(optional: boolean) {
   return createMiddleware(async (c, next) => {
@@ -35,7 +35,12 @@ function jsonGuard(optional: boolean) {
     }
     if (!/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i.test(type)) throw new UnsupportedMediaType();
     const text = await c.req.text();
-    if (optional && text.trim() === "") return await next();
+    if (optional && text.trim() === "") {
+      // An empty JSON body counts as `{}` too: the validator parses the cached
+      // text (Hono caches body promises, whatever its typings say).
+      (c.req.bodyCache as { text?: unknown }).text = Promise.resolve("{}");
+      return await next();
+    }
     try {
       JSON.parse(text);
     } catch {

@@ -1,0 +1,103 @@
+/** GET /health/metrics: aggregates and history of full checks over a time window. */
+import type { Queryable } from "../db.ts";
+
+/** Windows the API offers, with the width of one history point. */
+export const METRIC_WINDOWS = {
+  "1h": { hours: 1, bucketSeconds: 60 },
+  "24h": { hours: 24, bucketSeconds: 300 },
+  "7d": { hours: 168, bucketSeconds: 3600 },
+} as const;
+
+/** One of the windows. */
+export type MetricWindow = keyof typeof METRIC_WINDOWS;
+
+/** One history point: the successful full checks that started in one bucket. */
+export interface HistoryPoint {
+  at: string;
+  checks: number;
+  consistency_rate: number;
+  min_consistency_rate: number;
+  violation_count: number;
+  duration_ms: number;
+}
+
+/** The body of GET /api/v1/health/metrics. */
+export interface HealthMetrics {
+  window: MetricWindow;
+  from: string;
+  to: string;
+  checks: { success: number; failure: number; skipped: number; running: number };
+  /**
+   * Scheduled runs only. success_rate = success / (success + failure): a run
+   * skipped because another instance held the scan lock is not a failure (that
+   * instance ran the tick); null when no scheduled run finished.
+   */
+  scheduler: { success: number; failure: number; skipped: number; success_rate: number | null };
+  consistency_rate: { avg: number | null; min: number | null; latest: number | null };
+  violations: { avg: number | null; max: number | null; latest: number | null };
+  duration_ms: { p50: number | null; p95: number | null; max: number | null };
+  history: { bucket_seconds: number; points: HistoryPoint[] };
+}
+
+/** Aggregates the full checks that started within the window. */
+export async function healthMetrics(q: Queryable, window: MetricWindow): Promise<HealthMetrics> {
+  const { hours, bucketSeconds } = METRIC_WINDOWS[window];
+  const [a] = await q`
+    WITH bounds AS (SELECT now() - make_interval(hours => ${hours}) AS from_at, now() AS to_at),
+    runs AS (
+      SELECT c.* FROM integrity_checks c, bounds
+      WHERE c.scope_user_id IS NULL AND c.started_at >= bounds.from_at
+    ), latest AS (
+      SELECT consistency_rate, violation_count FROM runs WHERE outcome = 'success' ORDER BY id DESC LIMIT 1
+    )
+    SELECT
+      (SELECT to_char(from_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') FROM bounds) AS from_at,
+      (SELECT to_char(to_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') FROM bounds) AS to_at,
+      count(*) FILTER (WHERE outcome = 'success')::int AS success,
+      count(*) FILTER (WHERE outcome = 'failure')::int AS failure,
+      count(*) FILTER (WHERE outcome = 'skipped')::int AS skipped,
+      count(*) FILTER (WHERE outcome = 'running')::int AS running,
+      count(*) FILTER (WHERE trigger = 'schedule' AND outcome = 'success')::int AS s_success,
+      count(*) FILTER (WHERE trigger = 'schedule' AND outcome = 'failure')::int AS s_failure,
+      count(*) FILTER (WHERE trigger = 'schedule' AND outcome = 'skipped')::int AS s_skipped,
+      avg(consistency_rate) FILTER (WHERE outcome = 'success') AS rate_avg,
+      min(consistency_rate) FILTER (WHERE outcome = 'success') AS rate_min,
+      avg(violation_count) FILTER (WHERE outcome = 'success')::float8 AS violations_avg,
+      max(violation_count) FILTER (WHERE outcome = 'success') AS violations_max,
+      percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE outcome = 'success') AS p50,
+      percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) FILTER (WHERE outcome = 'success') AS p95,
+      max(duration_ms) FILTER (WHERE outcome = 'success') AS duration_max,
+      (SELECT consistency_rate FROM latest) AS rate_latest,
+      (SELECT violation_count FROM latest) AS violations_latest
+    FROM runs`;
+  const points = await q<HistoryPoint[]>`
+    SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, checks,
+           consistency_rate, min_consistency_rate, violation_count, duration_ms
+    FROM (
+      SELECT date_bin(make_interval(secs => ${bucketSeconds}), started_at, timestamptz '2000-01-01 00:00:00+00') AS bucket,
+             count(*)::int AS checks, avg(consistency_rate) AS consistency_rate,
+             min(consistency_rate) AS min_consistency_rate, max(violation_count) AS violation_count,
+             max(duration_ms) AS duration_ms
+      FROM integrity_checks
+      WHERE scope_user_id IS NULL AND outcome = 'success'
+        AND started_at >= now() - make_interval(hours => ${hours})
+      GROUP BY 1
+    ) b ORDER BY bucket`;
+  const finished = a.s_success + a.s_failure;
+  return {
+    window,
+    from: a.from_at,
+    to: a.to_at,
+    checks: { success: a.success, failure: a.failure, skipped: a.skipped, running: a.running },
+    scheduler: {
+      success: a.s_success,
+      failure: a.s_failure,
+      skipped: a.s_skipped,
+      success_rate: finished ? a.s_success / finished : null,
+    },
+    consistency_rate: { avg: a.rate_avg, min: a.rate_min, latest: a.rate_latest ?? null },
+    violations: { avg: a.violations_avg, max: a.violations_max, latest: a.violations_latest ?? null },
+    duration_ms: { p50: a.p50, p95: a.p95, max: a.duration_max },
+    history: { bucket_seconds: bucketSeconds, points: [...points] },
+  };
+}

@@ -1,0 +1,55 @@
+/** GET /health/status: the last finished full check, read with one indexed query (no scan). */
+import type { Config } from "../config.ts";
+import type { Queryable } from "../db.ts";
+import { nextCronTime } from "./cron_next.ts";
+import { SCAN_LOCK_KEY } from "./runner.ts";
+import type { ViolationKind } from "./scan.ts";
+import { DEGRADED_MIN_RATE, type HealthStatus, HEALTHY_MIN_RATE } from "./status.ts";
+import { checkColumns, type CheckRecord } from "./store.ts";
+
+/** The body of GET /api/v1/health/status. */
+export interface HealthReport {
+  status: HealthStatus;
+  consistency_rate: number | null;
+  pairs_checked: number | null;
+  consistent_pairs: number | null;
+  violation_count: number | null;
+  violations_by_kind: Record<ViolationKind, number> | null;
+  last_check: CheckRecord | null;
+  next_check_at: string | null;
+  scan_running: boolean;
+  thresholds: { healthy: number; degraded: number };
+}
+
+/** Builds the status report; `runningHere` is this process's own view of a running full check. */
+export async function healthReport(
+  q: Queryable,
+  config: Pick<Config, "SCAN_ENABLED" | "SCAN_CRON">,
+  runningHere: boolean,
+): Promise<HealthReport> {
+  // The advisory lock is held exactly while some instance runs a full check.
+  const [row] = await q<(CheckRecord & { scan_running: boolean; found: boolean })[]>`
+    SELECT c.*, c.id IS NOT NULL AS found, EXISTS (
+      SELECT 1 FROM pg_locks
+      WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = ${SCAN_LOCK_KEY} AND objsubid = 1
+    ) AS scan_running
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL (
+      SELECT ${checkColumns(q)} FROM integrity_checks
+      WHERE outcome = 'success' AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1
+    ) c ON true`;
+  const { scan_running, found, ...check } = row;
+  const next = config.SCAN_ENABLED ? nextCronTime(config.SCAN_CRON) : null;
+  return {
+    status: found ? check.status! : "unknown",
+    consistency_rate: found ? check.consistency_rate : null,
+    pairs_checked: found ? check.pairs_checked : null,
+    consistent_pairs: found ? check.consistent_pairs : null,
+    violation_count: found ? check.violation_count : null,
+    violations_by_kind: found ? check.counts_by_kind : null,
+    last_check: found ? check : null,
+    next_check_at: next ? next.toISOString() : null,
+    scan_running: scan_running || runningHere,
+    thresholds: { healthy: HEALTHY_MIN_RATE, degraded: DEGRADED_MIN_RATE },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * The set-based integrity scan: one pass over every progress/license pair
+ * (plus the XP ledger) per range of students. Violations are
+ * computed and stored by PostgreSQL; nothing proportional to the data passes
+ * through this process.
+ */
+import type { z } from "zod";
+import type { Queryable } from "../db.ts";
+import { violationKind } from "../schemas.ts";
+
+/** Violation kinds, in report order (the request schema's enum). */
+export const VIOLATION_KINDS = violationKind.options;
+
+/** One violation kind. */
+export type ViolationKind = z.infer<typeof violationKind>;
+
+/** What a scan of one range of students found. */
+export interface ScanCounts {
+  pairsChecked: number;
+  consistentPairs: number;
+  violationCount: number;
+  countsByKind: Record<ViolationKind, number>;
+}
+
+/** Zero counts, the identity of `addCounts`. */
+export function emptyCounts(): ScanCounts {
+  const countsByKind = Object.fromEntries(VIOLATION_KINDS.map((k) => [k, 0])) as Record<
+    ViolationKind,
+    number
+  >;
+  return { pairsChecked: 0, consistentPairs: 0, violationCount: 0, countsByKind };
+}
+
+/** Sums the counts of disjoint ranges. */
+export function addCounts(a: ScanCounts, b: ScanCounts): ScanCounts {
+  const sum = emptyCounts();
+  for (const k of VIOLATION_KINDS) sum.countsByKind[k] = a.countsByKind[k] + b.countsByKind[k];
+  sum.pairsChecked = a.pairsChecked + b.pairsChecked;
+  sum.consistentPairs = a.consistentPairs + b.consistentPairs;
+  sum.violationCount = a.violationCount + b.violationCount;
+  return sum;
+}
+
+/** Lowest and highest student id with a progress row or a license (null when there is none). */
+export async function studentIdBounds(q: Queryable): Promise<{ lo: number; hi: number } | null> {
+  const [row] = await q<{ lo: number | null; hi: number | null }[]>`
+    SELECT least((SELECT min(student_id) FROM specialization_progress), (SELECT min(user_id) FROM user_licenses)) AS lo,
+           greatest((SELECT max(student_id) FROM specialization_progress), (SELECT max(user_id) FROM user_licenses)) AS hi`;
+  return row.lo === null || row.hi === null ? null : { lo: row.lo, hi: row.hi };
+}
+
+/** Splits [lo, hi] into at most `parts` contiguous ranges. */
+export function splitRange(lo: number, hi: number, parts: number): [number, number][] {
+  const n = Math.max(1, Math.min(parts, hi - lo + 1));
+  const size = Math.ceil((hi - lo + 1) / n);
+  const ranges: [number, number][] = [];
+  for (let from = lo; from <= hi; from += size) ranges.push([from, Math.min(hi, from + size - 1)]);
+  return ranges;
+}
+
+/** Planner settings for a scan transaction (SET LOCAL: they end with it). */
+async function tune(tx: Queryable) {
+  // Grouping the ledger along its (student, specialization) index and merge
+  // joining on the unique keys streams in key order, with no hash table the
+  // size of the data: measured 2-3x faster than the hash plan at 100K-1M
+  // students. The runner scans ranges on parallel connections itself, and
+  // JIT compilation costs more than it saves on this query.
+  await tx`SET LOCAL enable_hashagg = off`;
+  await tx`SET LOCAL enable_hashjoin = off`;
+  await tx`SET LOCAL max_parallel_workers_per_gather = 0`;
+  await tx`SET LOCAL jit = off`;
+  await tx`SET LOCAL work_mem = '64MB'`;
+}
+
+/**
+ * Scans the pairs of students `lo`..`hi`: finds every violation into a
+ * temporary table, copies them into `integrity_violations` under `checkId`
+ * and returns the counts. Call inside a REPEATABLE READ transaction, so every
+ * statement sees one snapshot.
+ */
+export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: number): Promise<ScanCounts> {
+  await tune(tx);
+  await tx`DROP TABLE IF EXISTS pg_temp.integrity_scan_found`;
+  // The ledger is summed in float8: every delta is a non-negative integer and
+  // total_xp is at most 2^53-1, so the sum is exact whenever it could equal
+  // total_xp (bigint's sum() is numeric, several times slower).
+  await tx`
+    CREATE TEMP TABLE integrity_scan_found ON COMMIT DROP AS
+    WITH levels AS (
+      -- Per specialization: thresholds ascending and the level each one reaches;
+      -- reached[width_bucket(xp, thresholds)] is level_for_xp() without a per-row call.
+      SELECT specialization_id,
+             array_agg(xp_threshold ORDER BY xp_threshold) AS thresholds,
+             array_agg(reached ORDER BY xp_threshold) AS reached
+      FROM (
+        SELECT specialization_id, xp_threshold,
+               max(level) OVER (PARTITION BY specialization_id ORDER BY xp_threshold) AS reached
+        FROM specialization_levels
+      ) s
+      GROUP BY specialization_id
+    ), ledger AS (
+      SELECT student_id, specialization_id, sum((xp_after - xp_before)::float8) AS xp
+      FROM xp_events WHERE student_id BETWEEN ${lo} AND ${hi}
+      GROUP BY student_id, specialization_id
+    ), pairs AS (
+      -- Progress joined to its ledger first: the result stays in key order for the full join.
+      SELECT coalesce(p.student_id, l.user_id) AS student_id,
+             coalesce(p.specialization_id, l.specialization_type) AS specialization_id,
+             p.student_id IS NOT NULL AS has_progress, l.user_id IS NOT NULL AS has_license,
+             p.current_level AS progress_level, p.total_xp, coalesce(e.xp, 0) AS ledger_xp,
+             l.current_level AS license_level, l.max_achieved_level,
+             v.reached[width_bucket(p.total_xp, v.thresholds)] AS expected_level
+      FROM (
+        SELECT student_id, specialization_id, current_level, total_xp FROM specialization_progress
+        WHERE student_id BETWEEN ${lo} AND ${hi}
+      ) p
+      LEFT JOIN ledger e ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
+      FULL JOIN (
+        SELECT user_id, specialization_type, current_level, max_achieved_level FROM user_licenses
+        WHERE user_id BETWEEN ${lo} AND ${hi}
+      ) l ON l.user_id = p.student_id AND l.specialization_type = p.specialization_id
+      LEFT JOIN levels v ON v.specialization_id = p.specialization_id
+      WHERE p.student_id IS NULL OR l.user_id IS NULL
+         OR l.current_level <> p.current_level
+         OR l.max_achieved_level < l.current_level
+         OR p.current_level <> v.reached[width_bucket(p.total_xp, v.thresholds)]
+         OR p.total_xp <> coalesce(e.xp, 0)
+    )
+    SELECT x.student_id, x.specialization_id, k.kind, k.details
+    FROM pairs x
+    CROSS JOIN LATERAL (VALUES
+      ('LEVEL_MISMATCH', x.has_progress AND x.has_license AND x.license_level <> x.progress_level,
+        jsonb_build_object('progress_level', x.progress_level, 'license_level', x.license_level)),
+      ('MISSING_LICENSE', NOT x.has_license,
+        jsonb_build_object('progress_level', x.progress_level, 'total_xp', x.total_xp)),
+      ('ORPHAN_LICENSE', NOT x.has_progress,
+        jsonb_build_object('license_level', x.license_level, 'max_achieved_level', x.max_achieved_level)),
+      ('MAX_LEVEL_BELOW_CURRENT', x.has_license AND x.max_achieved_level < x.license_level,
+        jsonb_build_object('license_level', x.license_level, 'max_achieved_level', x.max_achieved_level)),
+      ('LEVEL_XP_MISMATCH', x.has_progress AND x.progress_level <> x.expected_level,
+        jsonb_build_object('progress_level', x.progress_level, 'total_xp', x.total_xp, 'expected_level', x.expected_level)),
+      ('LEDGER_MISMATCH', x.has_progress AND x.total_xp <> x.ledger_xp,
+        jsonb_build_object('total_xp', x.total_xp, 'ledger_xp', x.ledger_xp))
+    ) AS k (kind, found, details)
+    WHERE k.found`;
+  const [counts] = await tx<
+    { progress_pairs: number; orphans: number; bad_pairs: number; violations: number }[]
+  >`
+    SELECT
+      (SELECT count(*) FROM specialization_progress WHERE student_id BETWEEN ${lo} AND ${hi}) AS progress_pairs,
+      (SELECT count(*) FROM integrity_scan_found WHERE kind = 'ORPHAN_LICENSE') AS orphans,
+      (SELECT count(*) FROM (SELECT DISTINCT student_id, specialization_id FROM integrity_scan_found) d) AS bad_pairs,
+      (SELECT count(*) FROM integrity_scan_found) AS violations`;
+  const byKind = await tx<{ kind: ViolationKind; n: number }[]>`
+    SELECT kind, count(*) AS n FROM integrity_scan_found GROUP BY kind`;
+  await tx`
+    INSERT INTO integrity_violations (check_id, kind, student_id, specialization_id, details)
+    SELECT ${checkId}, kind, student_id, specialization_id, details
+    FROM integrity_scan_found ORDER BY student_id, specialization_id, kind`;
+  await tx`DROP TABLE integrity_scan_found`;
+  const result = emptyCounts();
+  for (const row of byKind) result.countsByKind[row.kind] = row.n;
+  result.pairsChecked = counts.progress_pairs + counts.orphans;
+  result.consistentPairs = result.pairsChecked - counts.bad_pairs;
+  result.violationCount = counts.violations;
+  return result;
+}

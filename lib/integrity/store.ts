@@ -1,0 +1,135 @@
+/** Recording integrity checks: one `integrity_checks` row per run, its violations, history pruning. */
+import type { Queryable } from "../db.ts";
+import type { ScanCounts, ViolationKind } from "./scan.ts";
+import { type CheckStatus, consistencyRate, statusFor } from "./status.ts";
+
+/** What started a check. */
+export type Trigger = "schedule" | "manual" | "cli" | "startup";
+
+/** How a run ended (`running` while it is in progress). */
+export type Outcome = "running" | "success" | "failure" | "skipped";
+
+/** One check as the API returns it (also the JSON log's summary). */
+export interface CheckRecord {
+  id: number;
+  trigger: Trigger;
+  scope_user_id: number | null;
+  outcome: Outcome;
+  status: CheckStatus | null;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  pairs_checked: number | null;
+  consistent_pairs: number | null;
+  violation_count: number | null;
+  consistency_rate: number | null;
+  counts_by_kind: Record<ViolationKind, number> | null;
+  timings: Record<string, number> | null;
+  error: string | null;
+}
+
+/** Columns of a CheckRecord, timestamps as ISO strings. */
+const COLUMNS = `id, trigger, scope_user_id, outcome, status,
+  to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS started_at,
+  to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS finished_at,
+  duration_ms, pairs_checked, consistent_pairs, violation_count, consistency_rate, counts_by_kind, timings, error`;
+
+/** The select list of a CheckRecord (for queries in other modules). */
+export function checkColumns(q: Queryable) {
+  return q.unsafe(COLUMNS);
+}
+
+/** Inserts the row of a run that starts now; returns its id. */
+export async function insertRunning(
+  q: Queryable,
+  trigger: Trigger,
+  scopeUserId: number | null,
+): Promise<number> {
+  const [row] = await q<{ id: number }[]>`
+    INSERT INTO integrity_checks (trigger, scope_user_id, outcome)
+    VALUES (${trigger}, ${scopeUserId}, 'running') RETURNING id`;
+  return row.id;
+}
+
+/** Records a run that did not scan because another instance held the scan lock. */
+export async function recordSkipped(q: Queryable, trigger: Trigger, reason: string): Promise<CheckRecord> {
+  const [row] = await q<CheckRecord[]>`
+    INSERT INTO integrity_checks (trigger, outcome, finished_at, duration_ms, error)
+    VALUES (${trigger}, 'skipped', now(), 0, ${reason})
+    RETURNING ${checkColumns(q)}`;
+  return row;
+}
+
+/** Marks a running check as finished with the scan's counts. */
+export async function recordSuccess(
+  q: Queryable,
+  id: number,
+  counts: ScanCounts,
+  durationMs: number,
+  timings: Record<string, number>,
+) {
+  const rate = consistencyRate(counts.consistentPairs, counts.pairsChecked);
+  await q`
+    UPDATE integrity_checks SET
+      outcome = 'success', status = ${statusFor(rate)}, finished_at = now(), duration_ms = ${durationMs},
+      pairs_checked = ${counts.pairsChecked}, consistent_pairs = ${counts.consistentPairs},
+      violation_count = ${counts.violationCount}, consistency_rate = ${rate},
+      counts_by_kind = ${q.json(counts.countsByKind)}, timings = ${q.json(timings)}
+    WHERE id = ${id}`;
+}
+
+/** Marks a running check as failed, with the cause. */
+export async function recordFailure(q: Queryable, id: number, error: string, durationMs: number) {
+  await q`
+    UPDATE integrity_checks SET outcome = 'failure', finished_at = now(), duration_ms = ${durationMs},
+      error = ${error.slice(0, 2000)}
+    WHERE id = ${id}`;
+}
+
+/**
+ * Full checks left `running` by a process that died mid-scan become failures.
+ * Only call while holding the scan lock: then no full check can be running.
+ */
+export async function closeInterrupted(q: Queryable) {
+  await q`
+    UPDATE integrity_checks SET outcome = 'failure', finished_at = now(),
+      error = 'interrupted: the process ended during the scan'
+    WHERE outcome = 'running' AND scope_user_id IS NULL`;
+}
+
+/** One check by id. */
+export async function getCheck(q: Queryable, id: number): Promise<CheckRecord | null> {
+  const [row] = await q<CheckRecord[]>`SELECT ${checkColumns(q)} FROM integrity_checks WHERE id = ${id}`;
+  return row ?? null;
+}
+
+/** The most recent successful full (unscoped) check. */
+export async function latestFullCheck(q: Queryable): Promise<CheckRecord | null> {
+  const [row] = await q<CheckRecord[]>`
+    SELECT ${checkColumns(q)} FROM integrity_checks
+    WHERE outcome = 'success' AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1`;
+  return row ?? null;
+}
+
+/** The first `limit` violations of a check (for the JSON log's sample). */
+export async function sampleViolations(q: Queryable, checkId: number, limit: number) {
+  return await q<{ kind: ViolationKind; student_id: number; specialization_id: string; details: unknown }[]>`
+    SELECT kind, student_id, specialization_id, details FROM integrity_violations
+    WHERE check_id = ${checkId} ORDER BY id LIMIT ${limit}`;
+}
+
+/** Deletes checks (and, by cascade, their violations) older than `days`; returns how many. */
+export async function pruneHistory(q: Queryable, days: number): Promise<number> {
+  const result = await q`
+    DELETE FROM integrity_checks
+    WHERE started_at < now() - make_interval(days => ${days}) AND outcome <> 'running'`;
+  return result.count;
+}
+
+/** The most recent finished full check, successful or not (what a joining caller gets). */
+export async function latestFinishedFullCheck(q: Queryable): Promise<CheckRecord | null> {
+  const [row] = await q<CheckRecord[]>`
+    SELECT ${checkColumns(q)} FROM integrity_checks
+    WHERE outcome IN ('success', 'failure') AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1`;
+  return row ?? null;
+}

@@ -1,0 +1,81 @@
+/** GET /health/violations: one check's violations, filtered, keyset-paginated by id. */
+import type { Queryable } from "../db.ts";
+import { Invalid } from "../errors.ts";
+import type { ViolationKind } from "./scan.ts";
+
+/** One violation as the API returns it. */
+export interface ViolationItem {
+  id: number;
+  check_id: number;
+  kind: ViolationKind;
+  student_id: number;
+  specialization_id: string;
+  details: Record<string, unknown>;
+}
+
+/** The body of GET /api/v1/health/violations. */
+export interface ViolationPage {
+  items: ViolationItem[];
+  next_cursor: string | null;
+  total: number;
+  check_id: number | null;
+}
+
+/** Filters and page position. */
+export interface ViolationQuery {
+  kind?: ViolationKind;
+  specialization?: string;
+  limit: number;
+  cursor?: string;
+}
+
+// The cursor pins the check it started on, so a walk stays on one check even
+// when a newer one finishes meanwhile.
+function encodeCursor(checkId: number, afterId: number): string {
+  return btoa(`v1:${checkId}:${afterId}`).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function decodeCursor(cursor: string): { checkId: number; afterId: number } {
+  let text = "";
+  try {
+    text = atob(cursor.replace(/-/g, "+").replace(/_/g, "/"));
+  } catch { /* invalid below */ }
+  const m = /^v1:(\d{1,15}):(\d{1,15})$/.exec(text);
+  if (!m) {
+    throw new Invalid("The cursor is not one this API returned", [{
+      field: "cursor",
+      message: "Invalid cursor",
+    }]);
+  }
+  return { checkId: Number(m[1]), afterId: Number(m[2]) };
+}
+
+/** A page of the latest full check's violations (or of the check a cursor pins). */
+export async function listViolations(q: Queryable, query: ViolationQuery): Promise<ViolationPage> {
+  const position = query.cursor ? decodeCursor(query.cursor) : null;
+  let checkId = position?.checkId ?? null;
+  if (checkId === null) {
+    const [latest] = await q<{ id: number }[]>`
+      SELECT id FROM integrity_checks WHERE outcome = 'success' AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1`;
+    if (!latest) return { items: [], next_cursor: null, total: 0, check_id: null };
+    checkId = latest.id;
+  }
+  const filters = q`
+    check_id = ${checkId}
+    ${query.kind ? q`AND kind = ${query.kind}` : q``}
+    ${query.specialization ? q`AND specialization_id = ${query.specialization}` : q``}`;
+  const rows = await q<ViolationItem[]>`
+    SELECT id, check_id, kind, student_id, specialization_id, details FROM integrity_violations
+    WHERE ${filters} ${position ? q`AND id > ${position.afterId}` : q``}
+    ORDER BY id LIMIT ${query.limit + 1}`;
+  const [{ total }] = await q<{ total: number }[]>`
+    SELECT count(*) AS total FROM integrity_violations WHERE ${filters}`;
+  const more = rows.length > query.limit;
+  const items = more ? rows.slice(0, query.limit) : [...rows];
+  return {
+    items,
+    next_cursor: more ? encodeCursor(checkId, items[items.length - 1].id) : null,
+    total,
+    check_id: checkId,
+  };
+}

@@ -1,0 +1,126 @@
+/** Integrity test fixtures: consistent seed data plus one known desync of every kind. */
+import type { Sql } from "../lib/db.ts";
+import { setQuiet } from "../lib/log.ts";
+import { seed } from "../lib/seed.ts";
+
+setQuiet(true);
+
+/** One expected violation. */
+export interface Expected {
+  kind: string;
+  student_id: number;
+  specialization_id: string;
+}
+
+/** Seeds `students` consistent students (ids 1..N); returns the number of pairs. */
+export async function seedConsistent(sql: Sql, students = 200): Promise<number> {
+  const result = await seed(sql, {
+    students,
+    desyncRate: 0,
+    adminEmail: "admin@staging.example.com",
+    adminPassword: "admin-password",
+    studentPassword: "student-password",
+  });
+  return result.progressRows;
+}
+
+/** A pair of `student` (its first by specialization), with its progress level. */
+async function pairOf(sql: Sql, student: number, minLevel = 1) {
+  const [row] = await sql<{ specialization_id: string; current_level: number; total_xp: number }[]>`
+    SELECT specialization_id, current_level, total_xp FROM specialization_progress
+    WHERE student_id = ${student} AND current_level >= ${minLevel}
+    ORDER BY specialization_id LIMIT 1`;
+  return row;
+}
+
+/** The first student after `after` with a pair at level `minLevel` or more. */
+async function studentWithLevel(sql: Sql, after: number, minLevel: number): Promise<number> {
+  const [row] = await sql<{ student_id: number }[]>`
+    SELECT min(student_id) AS student_id FROM specialization_progress
+    WHERE student_id > ${after} AND current_level >= ${minLevel}`;
+  return row.student_id;
+}
+
+/**
+ * Breaks seven pairs of seven students with plain SQL (around the enforcer):
+ * one desync of each kind, plus one pair with two kinds. Returns the
+ * violations a scan must report (8) and the broken pairs (7).
+ */
+export async function breakKnownPairs(sql: Sql): Promise<{ expected: Expected[]; brokenPairs: number }> {
+  const expected: Expected[] = [];
+  const add = (kind: string, student_id: number, specialization_id: string) =>
+    expected.push({ kind, student_id, specialization_id });
+
+  // LEVEL_MISMATCH: the license is at another level (max raised so it is not also below).
+  let s = await studentWithLevel(sql, 0, 1);
+  let p = await pairOf(sql, s);
+  const other = p.current_level > 1 ? 1 : 2;
+  await sql`UPDATE user_licenses SET current_level = ${other}, max_achieved_level = greatest(max_achieved_level, ${other})
+    WHERE user_id = ${s} AND specialization_type = ${p.specialization_id}`;
+  add("LEVEL_MISMATCH", s, p.specialization_id);
+
+  // MISSING_LICENSE
+  s = await studentWithLevel(sql, s, 1);
+  p = await pairOf(sql, s);
+  await sql`DELETE FROM user_licenses WHERE user_id = ${s} AND specialization_type = ${p.specialization_id}`;
+  add("MISSING_LICENSE", s, p.specialization_id);
+
+  // ORPHAN_LICENSE: the progress row is gone, its license stays.
+  s = await studentWithLevel(sql, s, 1);
+  p = await pairOf(sql, s);
+  await sql`DELETE FROM specialization_progress WHERE student_id = ${s} AND specialization_id = ${p.specialization_id}`;
+  add("ORPHAN_LICENSE", s, p.specialization_id);
+
+  // MAX_LEVEL_BELOW_CURRENT: the highest level reached is below the current one.
+  s = await studentWithLevel(sql, s, 2);
+  p = await pairOf(sql, s, 2);
+  await sql`UPDATE user_licenses SET max_achieved_level = current_level - 1
+    WHERE user_id = ${s} AND specialization_type = ${p.specialization_id}`;
+  add("MAX_LEVEL_BELOW_CURRENT", s, p.specialization_id);
+
+  // LEVEL_XP_MISMATCH: progress and license agree, but not with the XP.
+  s = await studentWithLevel(sql, s, 2);
+  p = await pairOf(sql, s, 2);
+  await sql`UPDATE specialization_progress SET current_level = current_level - 1
+    WHERE student_id = ${s} AND specialization_id = ${p.specialization_id}`;
+  await sql`UPDATE user_licenses SET current_level = current_level - 1
+    WHERE user_id = ${s} AND specialization_type = ${p.specialization_id}`;
+  add("LEVEL_XP_MISMATCH", s, p.specialization_id);
+
+  // LEDGER_MISMATCH: a ledger entry that total_xp never got.
+  s = await studentWithLevel(sql, s, 1);
+  p = await pairOf(sql, s);
+  await sql`INSERT INTO xp_events
+      (student_id, specialization_id, xp_change, xp_before, xp_after, level_before, level_after, source)
+    VALUES (${s}, ${p.specialization_id}, 5, ${p.total_xp}, ${
+    p.total_xp + 5
+  }, ${p.current_level}, ${p.current_level}, 'import')`;
+  add("LEDGER_MISMATCH", s, p.specialization_id);
+
+  // Two kinds on one pair: license at another level and below its own max.
+  s = await studentWithLevel(sql, s, 3);
+  p = await pairOf(sql, s, 3);
+  await sql`UPDATE user_licenses SET current_level = 2, max_achieved_level = 1
+    WHERE user_id = ${s} AND specialization_type = ${p.specialization_id}`;
+  add("LEVEL_MISMATCH", s, p.specialization_id);
+  add("MAX_LEVEL_BELOW_CURRENT", s, p.specialization_id);
+
+  return { expected: sortExpected(expected), brokenPairs: 7 };
+}
+
+/** Sorts violations the way comparisons expect. */
+export function sortExpected<T extends Expected>(items: T[]): Expected[] {
+  return items.map(({ kind, student_id, specialization_id }) => ({ kind, student_id, specialization_id }))
+    .sort((a, b) =>
+      a.student_id - b.student_id || a.specialization_id.localeCompare(b.specialization_id) ||
+      a.kind.localeCompare(b.kind)
+    );
+}
+
+/** Breaks a fraction of pairs by deleting their licenses (for a critical status). */
+export async function dropLicenses(sql: Sql, everyNth: number): Promise<number> {
+  const result = await sql`
+    DELETE FROM user_licenses WHERE id IN (
+      SELECT id FROM user_licenses WHERE id % ${everyNth} = 0)`;
+  return result.count;
+}

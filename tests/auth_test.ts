@@ -1,0 +1,173 @@
+import { assert, assertEquals } from "./_assert.ts";
+import { LOGIN_FAILED } from "../lib/auth.ts";
+import { DUMMY_HASH, hashPassword } from "../lib/password.ts";
+import { loginResponse } from "../lib/schemas.ts";
+import { verifyToken } from "../lib/tokens.ts";
+import { createTestApp, TEST_JWT_SECRET } from "./_app.ts";
+import { createTestDatabase, type TestDatabase } from "./_db.ts";
+
+const PASSWORD = "correct horse battery staple";
+
+async function withApp(
+  fn: (db: TestDatabase, app: Awaited<ReturnType<typeof createTestApp>>["app"]) => Promise<void>,
+) {
+  const db = await createTestDatabase({ max: 2 });
+  try {
+    const { app } = await createTestApp(db, { JWT_TTL_SECONDS: "900" });
+    await fn(db, app);
+  } finally {
+    await db.close();
+  }
+}
+
+async function addUser(
+  db: TestDatabase,
+  email: string,
+  role: "ADMIN" | "INSTRUCTOR" | "STUDENT",
+  options: { active?: boolean; hash?: string } = {},
+): Promise<number> {
+  const hash = options.hash ?? await hashPassword(PASSWORD);
+  const [row] = await db.sql<{ id: number }[]>`
+    INSERT INTO users (email, hashed_password, role, is_active)
+    VALUES (${email}, ${hash}, ${role}, ${options.active ?? true}) RETURNING id`;
+  return row.id;
+}
+
+function login(
+  app: { request: (path: string, init: RequestInit) => Response | Promise<Response> },
+  body: unknown,
+) {
+  return app.request("/api/v1/auth/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+Deno.test("login returns a bearer token for the user's id and role, valid for JWT_TTL_SECONDS", () =>
+  withApp(async (db, app) => {
+    const id = await addUser(db, "Admin@Example.test", "ADMIN");
+    const res = await login(app, { email: "admin@example.test", password: PASSWORD });
+    assertEquals(res.status, 200);
+    assertEquals(res.headers.get("cache-control"), "no-store");
+    const body = loginResponse.parse(await res.json());
+    assertEquals([body.token_type, body.expires_in], ["bearer", 900]);
+    assertEquals(await verifyToken(TEST_JWT_SECRET, body.access_token), { userId: id, role: "ADMIN" });
+    const [, payload] = body.access_token.split(".");
+    const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
+    assertEquals([claims.sub, claims.role, claims.iss, claims.exp - claims.iat], [
+      String(id),
+      "ADMIN",
+      "levelguard",
+      900,
+    ]);
+  }));
+
+Deno.test("login matches the email regardless of case and surrounding spaces", () =>
+  withApp(async (db, app) => {
+    await addUser(db, "instructor@example.test", "INSTRUCTOR");
+    const res = await login(app, { email: "  INSTRUCTOR@Example.TEST ", password: PASSWORD });
+    assertEquals(res.status, 200);
+  }));
+
+Deno.test("unknown email, wrong password and inactive user get the same 401 problem", () =>
+  withApp(async (db, app) => {
+    await addUser(db, "known@example.test", "ADMIN");
+    await addUser(db, "gone@example.test", "ADMIN", { active: false });
+    const attempts = [
+      { email: "nobody@example.test", password: PASSWORD },
+      { email: "known@example.test", password: "wrong password" },
+      { email: "gone@example.test", password: PASSWORD },
+    ];
+    const seen = [];
+    for (const attempt of attempts) {
+      const res = await login(app, attempt);
+      const body = await res.json();
+      seen.push({
+        status: res.status,
+        type: res.headers.get("content-type"),
+        auth: res.headers.get("www-authenticate"),
+        title: body.title,
+        detail: body.detail,
+        errors: body.errors,
+      });
+    }
+    const expected = {
+      status: 401,
+      type: "application/problem+json",
+      auth: 'Bearer realm="levelguard"',
+      title: "Unauthorized",
+      detail: LOGIN_FAILED,
+      errors: [],
+    };
+    assertEquals(seen, [expected, expected, expected]);
+  }));
+
+Deno.test("an unknown email costs about as much time as a wrong password", () =>
+  withApp(async (db, app) => {
+    await addUser(db, "timed@example.test", "ADMIN");
+    const timed = async (body: unknown) => {
+      const start = performance.now();
+      assertEquals((await login(app, body)).status, 401);
+      return performance.now() - start;
+    };
+    // Interleaved, so load from other tests hits both series alike.
+    const wrongTimes: number[] = [];
+    const unknownTimes: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      wrongTimes.push(await timed({ email: "timed@example.test", password: "nope" }));
+      unknownTimes.push(await timed({ email: "absent@example.test", password: "nope" }));
+    }
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[3];
+    const [wrong, unknown] = [median(wrongTimes), median(unknownTimes)];
+    // Without the dummy hash an unknown email answers in ~1 ms against ~50 ms.
+    assert(unknown > wrong * 0.4 && unknown < wrong * 2.5, `unknown ${unknown} ms vs wrong ${wrong} ms`);
+  }));
+
+Deno.test("the dummy hash that unknown emails are checked against uses the current scrypt parameters", async () => {
+  const params = (hash: string) => hash.split("$").slice(0, 4).join("$");
+  assertEquals(params(DUMMY_HASH), params(await hashPassword("x")));
+});
+
+Deno.test("a user whose stored hash is unusable cannot log in and gets the same 401", () =>
+  withApp(async (db, app) => {
+    await addUser(db, "broken@example.test", "ADMIN", { hash: "not-a-hash" });
+    const res = await login(app, { email: "broken@example.test", password: PASSWORD });
+    assertEquals(res.status, 401);
+    assertEquals((await res.json()).detail, LOGIN_FAILED);
+  }));
+
+Deno.test("login input is validated: each missing, mistyped or unknown field is named", () =>
+  withApp(async (_db, app) => {
+    const cases: [unknown, string[]][] = [
+      [{}, ["email", "password"]],
+      [{ email: "a@b.test" }, ["password"]],
+      [{ email: 42, password: PASSWORD }, ["email"]],
+      [{ email: "a\u0000@b.test", password: PASSWORD }, ["email"]],
+      [{ email: "no at sign", password: PASSWORD }, ["email"]],
+      [{ email: "a@b.test", password: "" }, ["password"]],
+      [{ email: "a@b.test", password: "x".repeat(1025) }, ["password"]],
+      [{ email: "a@b.test", password: PASSWORD, role: "ADMIN" }, ["role"]],
+      [[], ["body"]],
+      [null, ["body"]],
+    ];
+    for (const [body, fields] of cases) {
+      const res = await login(app, body);
+      assertEquals(res.status, 400, JSON.stringify(body));
+      const problem = await res.json();
+      assertEquals(
+        problem.errors.map((e: { field: string }) => e.field).sort(),
+        fields,
+        JSON.stringify(body),
+      );
+    }
+  }));
+
+Deno.test("a student may log in; the token carries the STUDENT role", () =>
+  withApp(async (db, app) => {
+    const id = await addUser(db, "student@example.test", "STUDENT");
+    const res = await login(app, { email: "student@example.test", password: PASSWORD });
+    assertEquals(res.status, 200);
+    const { access_token } = await res.json();
+    assertEquals(await verifyToken(TEST_JWT_SECRET, access_token), { userId: id, role: "STUDENT" });
+  }));

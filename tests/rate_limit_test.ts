@@ -1,0 +1,272 @@
+import { assert, assertEquals, assertMatch, assertThrows } from "./_assert.ts";
+import postgres from "postgres";
+import { ConfigError } from "../lib/config.ts";
+import { setQuiet } from "../lib/log.ts";
+import {
+  clientAddress,
+  inCidrs,
+  limiterKey,
+  parseCidr,
+  parseCidrList,
+  parseIp,
+} from "../lib/rate_limit_ip.ts";
+import { PostgresRateLimitStore } from "../lib/rate_limit_store.ts";
+import { createTestApp } from "./_app.ts";
+import { createTestDatabase, type TestDatabase } from "./_db.ts";
+
+type App = Awaited<ReturnType<typeof createTestApp>>["app"];
+
+/** The connection info `Deno.serve` hands to `app.fetch`, as `app.request`'s env. */
+const from = (hostname: string) => ({ remoteAddr: { transport: "tcp", hostname, port: 40000 } });
+
+async function get(
+  app: App,
+  ip: string,
+  path = "/api/v1/openapi.json",
+  headers: Record<string, string> = {},
+) {
+  const res = await app.request(path, { headers }, from(ip));
+  await res.body?.cancel();
+  return res;
+}
+
+async function burn(app: App, ip: string, n: number, headers: Record<string, string> = {}) {
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i++) statuses.push((await get(app, ip, undefined, headers)).status);
+  return statuses;
+}
+
+async function withDb(fn: (db: TestDatabase) => Promise<void>) {
+  const db = await createTestDatabase({ max: 4 });
+  try {
+    await fn(db);
+  } finally {
+    await db.close();
+  }
+}
+
+const LIMITED = { RATE_LIMIT_PER_MINUTE: "100" };
+
+for (const store of ["memory", "postgres"]) {
+  Deno.test(`the 101st request in a minute is a 429 problem with Retry-After and RateLimit headers (${store} store)`, () =>
+    withDb(async (db) => {
+      const { app } = await createTestApp(db, { ...LIMITED, RATE_LIMIT_STORE: store });
+      for (let i = 1; i <= 100; i++) {
+        const res = await get(app, "203.0.113.7");
+        assertEquals(res.status, 200, `request ${i}`);
+        assertEquals(res.headers.get("ratelimit-policy"), '"per-ip";q=100;w=60');
+        assertMatch(res.headers.get("ratelimit") ?? "", new RegExp(`^"per-ip";r=${100 - i};t=\\d+$`));
+      }
+      const res = await app.request("/api/v1/openapi.json", {}, from("203.0.113.7"));
+      assertEquals(res.status, 429);
+      assertEquals(res.headers.get("content-type"), "application/problem+json");
+      const retryAfter = Number(res.headers.get("retry-after"));
+      assert(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`);
+      assertEquals(res.headers.get("ratelimit-policy"), '"per-ip";q=100;w=60');
+      assertEquals(res.headers.get("ratelimit"), `"per-ip";r=0;t=${retryAfter}`);
+      assert(res.headers.get("x-request-id"), "429s carry a request id");
+      assert(res.headers.get("content-security-policy"), "429s carry the secure headers");
+      const problem = await res.json();
+      assertEquals([problem.status, problem.title], [429, "Too many requests"]);
+      // Another client still has its whole budget.
+      assertEquals((await get(app, "203.0.113.8")).status, 200);
+    }));
+}
+
+Deno.test("the limit covers every route, including errors, except /healthz, /readyz and /metrics", () =>
+  withDb(async (db) => {
+    const { app } = await createTestApp(db, { RATE_LIMIT_PER_MINUTE: "3" });
+    assertEquals((await get(app, "198.51.100.1", "/api/v1/nothing")).status, 404);
+    assertEquals((await get(app, "198.51.100.1", "/admin/health")).status, 404);
+    assertEquals((await get(app, "198.51.100.1", "/api/v1/openapi.json")).status, 200);
+    assertEquals((await get(app, "198.51.100.1", "/api/v1/openapi.json")).status, 429);
+    for (let i = 0; i < 5; i++) {
+      assertEquals((await get(app, "198.51.100.1", "/healthz")).status, 200);
+      assertEquals((await get(app, "198.51.100.1", "/readyz")).status, 200);
+      const metrics = await get(app, "198.51.100.1", "/metrics");
+      assert(metrics.status !== 429, "/metrics is never limited");
+    }
+  }));
+
+Deno.test("exempt CIDRs are never limited: IPv4, IPv6 and IPv4-mapped IPv6 clients", () =>
+  withDb(async (db) => {
+    const { app } = await createTestApp(db, {
+      RATE_LIMIT_PER_MINUTE: "5",
+      RATE_LIMIT_EXEMPT: "10.0.0.0/8, 2001:db8:aaaa::/48",
+    });
+    for (const ip of ["10.1.2.3", "::ffff:10.9.9.9", "2001:db8:aaaa:1::42"]) {
+      const statuses = await burn(app, ip, 150);
+      assert(statuses.every((s) => s === 200), `${ip} was limited`);
+      const res = await get(app, ip);
+      assertEquals(res.headers.get("ratelimit"), null, `${ip} is not counted at all`);
+    }
+    assertEquals((await burn(app, "11.0.0.1", 6)).at(-1), 429);
+    assertEquals((await burn(app, "2001:db8:bbbb::1", 6)).at(-1), 429);
+  }));
+
+Deno.test("an IPv4-mapped IPv6 client shares its budget with the same IPv4 address", () =>
+  withDb(async (db) => {
+    const { app } = await createTestApp(db, { RATE_LIMIT_PER_MINUTE: "4" });
+    await burn(app, "192.0.2.10", 2);
+    await burn(app, "::ffff:192.0.2.10", 2);
+    assertEquals((await get(app, "192.0.2.10")).status, 429);
+  }));
+
+Deno.test("IPv6 clients are counted per /64, so rotating addresses does not reset the budget", () =>
+  withDb(async (db) => {
+    const { app } = await createTestApp(db, { RATE_LIMIT_PER_MINUTE: "3" });
+    for (const ip of ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]) {
+      assertEquals((await get(app, ip)).status, 200);
+    }
+    assertEquals((await get(app, "2001:db8:1:2::4")).status, 429);
+    assertEquals((await get(app, "2001:db8:1:3::1")).status, 200);
+  }));
+
+Deno.test("X-Forwarded-For is ignored unless TRUST_PROXY=1, and then its right-most entry counts", () =>
+  withDb(async (db) => {
+    const { app: direct } = await createTestApp(db, { RATE_LIMIT_PER_MINUTE: "2" });
+    await burn(direct, "127.0.0.1", 2, { "X-Forwarded-For": "1.1.1.1" });
+    // A forged header does not buy a new budget from the same socket.
+    assertEquals((await get(direct, "127.0.0.1", undefined, { "X-Forwarded-For": "2.2.2.2" })).status, 429);
+
+    const { app: proxied } = await createTestApp(db, { RATE_LIMIT_PER_MINUTE: "2", TRUST_PROXY: "1" });
+    await burn(proxied, "127.0.0.1", 2, { "X-Forwarded-For": "198.51.100.20" });
+    assertEquals(
+      (await get(proxied, "127.0.0.1", undefined, { "X-Forwarded-For": "9.9.9.9, 198.51.100.20" })).status,
+      429,
+      "a client-supplied left-most entry does not change who is counted",
+    );
+    assertEquals(
+      (await get(proxied, "127.0.0.1", undefined, { "X-Forwarded-For": "198.51.100.21" })).status,
+      200,
+    );
+  }));
+
+Deno.test("TRUST_PROXY with an exempt CIDR exempts the forwarded client, not the proxy", () =>
+  withDb(async (db) => {
+    const { app } = await createTestApp(db, {
+      RATE_LIMIT_PER_MINUTE: "2",
+      TRUST_PROXY: "1",
+      RATE_LIMIT_EXEMPT: "192.168.50.0/24",
+    });
+    assert((await burn(app, "127.0.0.1", 10, { "X-Forwarded-For": "192.168.50.7" })).every((s) => s === 200));
+    assertEquals((await burn(app, "192.168.50.1", 3, { "X-Forwarded-For": "8.8.8.8" })).at(-1), 429);
+  }));
+
+Deno.test("RATE_LIMIT_PER_MINUTE=0 turns limiting off entirely", () =>
+  withDb(async (db) => {
+    const { app } = await createTestApp(db, { RATE_LIMIT_PER_MINUTE: "0" });
+    const statuses = await burn(app, "203.0.113.50", 150);
+    assert(statuses.every((s) => s === 200));
+    assertEquals((await get(app, "203.0.113.50")).headers.get("ratelimit"), null);
+  }));
+
+Deno.test("two app instances on one database share one budget with the PostgreSQL store", () =>
+  withDb(async (db) => {
+    const env = { ...LIMITED, RATE_LIMIT_STORE: "postgres" };
+    const { app: a } = await createTestApp(db, env);
+    const other = { ...db, sql: db.connect(2) };
+    const { app: b } = await createTestApp(other, env);
+    const ip = "203.0.113.99";
+    // 100 requests split between the instances, some of them concurrent.
+    const first = await Promise.all(Array.from({ length: 40 }, (_, i) => get(i % 2 ? a : b, ip)));
+    assert(first.every((r) => r.status === 200));
+    assert((await burn(a, ip, 30)).every((s) => s === 200));
+    assert((await burn(b, ip, 30)).every((s) => s === 200));
+    assertEquals((await get(a, ip)).status, 429);
+    assertEquals((await get(b, ip)).status, 429);
+    const [row] = await db.sql`SELECT hits FROM rate_limit_hits WHERE key = ${"ip:" + ip}`;
+    assertEquals(row.hits, 102);
+  }));
+
+Deno.test("the PostgreSQL store starts a fresh window once the old one ends, and forgets expired rows", () =>
+  withDb(async (db) => {
+    const store = new PostgresRateLimitStore(db.sql, { windowMs: 300 });
+    assertEquals((await store.increment("k")).totalHits, 1);
+    assertEquals((await store.increment("k")).totalHits, 2);
+    const reset = (await store.increment("k")).resetTime!;
+    assert(
+      reset.getTime() - Date.now() <= 300 && reset.getTime() > Date.now() - 50,
+      "reset within the window",
+    );
+    await store.decrement("k");
+    assertEquals((await store.get("k"))?.totalHits, 2);
+    await new Promise((r) => setTimeout(r, 350));
+    assertEquals(await store.get("k"), undefined);
+    assertEquals((await store.increment("k")).totalHits, 1);
+    await store.resetKey("k");
+    assertEquals(await store.get("k"), undefined);
+  }));
+
+Deno.test("the PostgreSQL store lets requests through when the database is down", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const sql = postgres(`postgres://nobody@127.0.0.1:${port}/none`, { max: 1, connect_timeout: 1 });
+  setQuiet(true);
+  const original = console.error;
+  const lines: string[] = [];
+  console.error = (line: string) => lines.push(line);
+  try {
+    const store = new PostgresRateLimitStore(sql, { windowMs: 60_000 });
+    assertEquals((await store.increment("k")).totalHits, 0);
+    assertEquals((await store.increment("k")).totalHits, 0);
+    assertEquals(lines.length, 1, "one warning per window, not one per request");
+    assertMatch(lines[0], /rate limit store unavailable/);
+  } finally {
+    console.error = original;
+    await sql.end();
+  }
+});
+
+Deno.test("addresses parse in every notation and CIDRs match across IPv4 and IPv6", () => {
+  const same = (a: string, b: string) => assertEquals(parseIp(a), parseIp(b), `${a} = ${b}`);
+  same("::ffff:192.0.2.1", "192.0.2.1");
+  same("::ffff:c000:201", "192.0.2.1");
+  same("[2001:db8::1]", "2001:0db8:0000:0000:0000:0000:0000:0001");
+  same("fe80::1%eth0", "fe80::1");
+  for (
+    const bad of [
+      "",
+      "1.2.3",
+      "1.2.3.256",
+      "01.2.3.4",
+      "1::2::3",
+      "12345::",
+      "::1.2.3.4:5",
+      "a.b.c.d",
+      "1.2.3.4::",
+    ]
+  ) {
+    assertEquals(parseIp(bad), null, bad);
+  }
+  const cidrs = parseCidrList(["10.0.0.0/8", "2001:db8::/32", "127.0.0.1", "::1"]);
+  assert(inCidrs(parseIp("10.255.0.1")!, cidrs));
+  assert(inCidrs(parseIp("::ffff:10.0.0.1")!, cidrs));
+  assert(inCidrs(parseIp("2001:db8:ffff::1")!, cidrs));
+  assert(inCidrs(parseIp("127.0.0.1")!, cidrs));
+  assert(inCidrs(parseIp("::1")!, cidrs));
+  assert(!inCidrs(parseIp("11.0.0.1")!, cidrs));
+  assert(!inCidrs(parseIp("127.0.0.2")!, cidrs));
+  assert(!inCidrs(parseIp("2001:db9::1")!, cidrs));
+  assert(inCidrs(parseIp("8.8.8.8")!, [parseCidr("0.0.0.0/0")!]));
+  assert(!inCidrs(parseIp("2001:db8::1")!, [parseCidr("0.0.0.0/0")!]), "an IPv4 /0 holds IPv4 only");
+  assert(inCidrs(parseIp("2001:db8::1")!, [parseCidr("::/0")!]));
+  for (const bad of ["10.0.0.0/33", "::/129", "10.0.0.0/-1", "10.0.0.0/8/8", "nonsense", "10.0.0.0/"]) {
+    assertEquals(parseCidr(bad), null, bad);
+  }
+});
+
+Deno.test("a bad RATE_LIMIT_EXEMPT entry stops startup with a message naming the variable", () => {
+  const err = assertThrows(() => parseCidrList(["10.0.0.0/8", "300.1.1.1/8"]), ConfigError);
+  assertMatch(err.message, /RATE_LIMIT_EXEMPT "300\.1\.1\.1\/8"/);
+});
+
+Deno.test("limiter keys: IPv4 per address, IPv6 per /64, unknown peers share one bucket", () => {
+  assertEquals(limiterKey(parseIp("::ffff:192.0.2.1")), "192.0.2.1");
+  assertEquals(limiterKey(parseIp("2001:db8:1:2:3:4:5:6")), "2001:db8:1:2::/64");
+  assertEquals(limiterKey(null), "unknown");
+  assertEquals(clientAddress("10.0.0.1", "garbage, 1.2.3.4, also-garbage", true), parseIp("1.2.3.4"));
+  assertEquals(clientAddress("10.0.0.1", "garbage", true), parseIp("10.0.0.1"));
+  assertEquals(clientAddress("10.0.0.1", "1.2.3.4", false), parseIp("10.0.0.1"));
+});

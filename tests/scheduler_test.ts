@@ -1,0 +1,296 @@
+import { assert, assertEquals } from "./_assert.ts";
+import { loadConfig } from "../lib/config.ts";
+import type { Sql } from "../lib/db.ts";
+import { nextCronTime } from "../lib/integrity/cron_next.ts";
+import { healthMetrics } from "../lib/integrity/metrics.ts";
+import { healthReport } from "../lib/integrity/report.ts";
+import { runnerFor, SCAN_LOCK_KEY } from "../lib/integrity/runner.ts";
+import { CRON_NAME, runScheduled, scheduleIntegrityScan } from "../lib/integrity/schedule.ts";
+import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
+import { seedConsistent } from "./_integrity.ts";
+
+async function withDb(fn: (db: TestDatabase, config: ReturnType<typeof loadConfig>) => Promise<void>) {
+  const db = await createTestDatabase({ max: 4 });
+  const logDir = await Deno.makeTempDir({ prefix: "levelguard-logs-" });
+  try {
+    await fn(db, loadConfig({ LOG_DIR: logDir, SCAN_CRON: "*/2 * * * *" }));
+  } finally {
+    await db.close();
+    await Deno.remove(logDir, { recursive: true });
+  }
+}
+
+async function until(what: string, test: () => Promise<boolean>) {
+  for (let i = 0; i < 200; i++) {
+    if (await test()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/** Holds user_licenses locked so a scan that got the advisory lock stays in progress. */
+async function blockScans(db: TestDatabase) {
+  const conn = await db.connect(1).reserve();
+  await conn`BEGIN`;
+  await conn`LOCK TABLE user_licenses IN ACCESS EXCLUSIVE MODE`;
+  return async () => {
+    await conn`COMMIT`;
+    conn.release();
+  };
+}
+
+const lockHeld = (sql: Sql) => async () => {
+  const [row] = await sql`
+    SELECT count(*)::int AS n FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objid = ${SCAN_LOCK_KEY}`;
+  return row.n === 1;
+};
+
+Deno.test({
+  name: "two instances fired by the same tick run one scan: one success, one skipped",
+  ignore: !hasServer,
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 100);
+    const [a, b] = [db.connect(3), db.connect(3)];
+    const release = await blockScans(db);
+    const runs = Promise.all([runScheduled(a, config), runScheduled(b, config)]);
+    await until("one instance records a skipped run", async () => {
+      const [row] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks WHERE outcome = 'skipped'`;
+      return row.n === 1;
+    });
+    await release();
+    const results = await runs;
+    assertEquals(results.map((r) => r!.outcome).sort(), ["skipped", "success"]);
+    const rows = await db.sql`SELECT trigger, outcome FROM integrity_checks ORDER BY outcome`;
+    assertEquals([...rows], [
+      { trigger: "schedule", outcome: "skipped" },
+      { trigger: "schedule", outcome: "success" },
+    ]);
+    // Skipped because the other instance ran the tick: not a scheduler failure.
+    const metrics = await healthMetrics(db.sql, "1h");
+    assertEquals(metrics.scheduler, { success: 1, failure: 0, skipped: 1, success_rate: 1 });
+  }));
+
+Deno.test({
+  name: "an instance whose cron fires a moment after another's finished scan skips that tick",
+  ignore: !hasServer,
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 30);
+    const first = await runScheduled(db.connect(3), config);
+    const late = await runScheduled(db.connect(3), config);
+    assertEquals([first!.outcome, late!.outcome], ["success", "skipped"]);
+    assertEquals(late!.error, `this tick was already handled by check ${first!.id}`);
+    // A manual check is never deduplicated.
+    assertEquals((await runnerFor(db.sql, config).run("manual")).outcome, "success");
+  }));
+
+Deno.test({
+  name: "a manual check while another instance scans waits for that scan and returns its check",
+  ignore: !hasServer,
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 50);
+    const [a, b] = [db.connect(3), db.connect(3)];
+    const release = await blockScans(db);
+    const scheduled = runScheduled(a, config);
+    await until("the scheduled scan holds the lock", lockHeld(db.sql));
+    // Any instance's status sees the other instance's scan running.
+    assertEquals((await healthReport(b, config, false)).scan_running, true);
+    const manual = runnerFor(b, config).run("manual");
+    await new Promise((r) => setTimeout(r, 100));
+    await release();
+    const [s, m] = await Promise.all([scheduled, manual]);
+    assertEquals(m.id, s!.id);
+    assertEquals((await healthReport(b, config, false)).scan_running, false);
+    assertEquals(m.outcome, "success");
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks`;
+    assertEquals(n, 1);
+  }));
+
+Deno.test({
+  name: "a scheduled tick while this process is already checking is recorded as skipped",
+  ignore: !hasServer,
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 50);
+    const release = await blockScans(db);
+    const manual = runnerFor(db.sql, config).run("manual");
+    await until("the manual check holds the lock", lockHeld(db.sql));
+    const tick = await runScheduled(db.sql, config);
+    assertEquals([tick!.trigger, tick!.outcome], ["schedule", "skipped"]);
+    await release();
+    assertEquals((await manual).outcome, "success");
+  }));
+
+Deno.test("the schedule registers the cron job on SCAN_CRON, checks at startup, and a tick runs a check", () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 30);
+    const registered: { name: string; schedule: string; handler: () => Promise<void> }[] = [];
+    const { startup } = scheduleIntegrityScan(config, db.sql, (name, schedule, handler) => {
+      registered.push({ name, schedule, handler });
+    });
+    assertEquals(registered.map((r) => [r.name, r.schedule]), [[CRON_NAME, "*/2 * * * *"]]);
+    assertEquals((await startup)!.trigger, "startup");
+    await registered[0].handler();
+    const rows = await db.sql`SELECT trigger, outcome, status FROM integrity_checks ORDER BY id`;
+    assertEquals([...rows], [
+      { trigger: "startup", outcome: "success", status: "healthy" },
+      { trigger: "schedule", outcome: "success", status: "healthy" },
+    ]);
+  }));
+
+/** Starts `main.ts` on the test database with the schedule on. */
+function startApp(db: TestDatabase, logDir: string, cron: string) {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "main.ts"],
+    env: {
+      DATABASE_URL: db.url,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      JWT_SECRET: "x".repeat(40),
+      LOG_DIR: logDir,
+      LOG_REQUESTS: "0",
+      SCAN_ENABLED: "1",
+      SCAN_CRON: cron,
+    },
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+}
+
+async function stop(child: Deno.ChildProcess) {
+  try {
+    child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  const out = new TextDecoder().decode((await child.output()).stdout).trim();
+  return out ? out.split("\n").map((l) => JSON.parse(l)) : [];
+}
+
+const countWhere = (db: TestDatabase, outcome: string) => async () => {
+  const [row] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks WHERE outcome = ${outcome}`;
+  return row.n;
+};
+
+Deno.test({
+  name: "the app registers the cron job at startup when SCAN_ENABLED and checks right away",
+  ignore: !hasServer,
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 30);
+    const child = startApp(db, config.LOG_DIR, "0 0 1 1 *");
+    try {
+      await until("the startup check is recorded", async () => await countWhere(db, "success")() === 1);
+    } finally {
+      const lines = await stop(child);
+      assertEquals(lines.find((l) => l.msg === "integrity scan scheduled")?.cron, "0 0 1 1 *");
+    }
+    const rows = await db.sql`SELECT trigger, outcome FROM integrity_checks`;
+    assertEquals([...rows], [{ trigger: "startup", outcome: "success" }]);
+  }));
+
+Deno.test({
+  name: "two app processes starting on one database run one startup scan: the other records a skip",
+  ignore: !hasServer,
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 30);
+    const release = await blockScans(db);
+    const apps = [startApp(db, config.LOG_DIR, "0 0 1 1 *"), startApp(db, config.LOG_DIR, "0 0 1 1 *")];
+    try {
+      await until(
+        "one app records a skipped startup run",
+        async () => await countWhere(db, "skipped")() === 1,
+      );
+      await release();
+      await until("the other finishes its scan", async () => await countWhere(db, "success")() === 1);
+    } finally {
+      await Promise.all(apps.map(stop));
+    }
+    const rows = await db.sql`SELECT trigger, outcome FROM integrity_checks ORDER BY outcome`;
+    assertEquals([...rows], [{ trigger: "startup", outcome: "skipped" }, {
+      trigger: "startup",
+      outcome: "success",
+    }]);
+  }));
+
+// Deno.cron fires at most once a minute, so this one takes up to two minutes:
+// run it with LG_SLOW_TESTS=1.
+Deno.test({
+  name: "two app processes with an every-minute cron run one scan per tick",
+  ignore: !hasServer || !Deno.env.get("LG_SLOW_TESTS"),
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 30);
+    const apps = [startApp(db, config.LOG_DIR, "* * * * *"), startApp(db, config.LOG_DIR, "* * * * *")];
+    try {
+      const ticks = async () => {
+        const [row] = await db.sql`
+          SELECT count(*)::int AS n FROM integrity_checks WHERE trigger = 'schedule' AND outcome <> 'running'`;
+        return row.n;
+      };
+      await until2min("one tick is handled by both apps", async () => await ticks() >= 2);
+    } finally {
+      await Promise.all(apps.map(stop));
+    }
+    const rows = await db.sql`
+      SELECT date_trunc('minute', started_at) AS tick, count(*) FILTER (WHERE outcome = 'success')::int AS success,
+             count(*) FILTER (WHERE outcome = 'skipped')::int AS skipped
+      FROM integrity_checks WHERE trigger = 'schedule' GROUP BY 1`;
+    for (const row of rows) assertEquals([row.success, row.skipped], [1, 1]);
+  }));
+
+async function until2min(what: string, test: () => Promise<boolean>) {
+  for (let i = 0; i < 240; i++) {
+    if (await test()) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+Deno.test({
+  name: "a failed scan is recorded as a failure with its cause, and keeps no violations",
+  ignore: !hasServer,
+}, () =>
+  withDb(async (db, config) => {
+    await seedConsistent(db.sql, 30);
+    const name = new URL(db.url).pathname.slice(1);
+    await db.sql.unsafe(`ALTER DATABASE ${name} SET lock_timeout = '200ms'`);
+    const release = await blockScans(db);
+    const impatient = db.connect(3);
+    const check = await runScheduled(impatient, config);
+    await release();
+    assertEquals(check!.outcome, "failure");
+    assert(check!.error!.includes("lock timeout"), check!.error!);
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM integrity_violations`;
+    assertEquals(n, 0);
+    const metrics = await healthMetrics(db.sql, "1h");
+    assertEquals(metrics.scheduler.success_rate, 0);
+  }));
+
+Deno.test("a full check left running by a dead process is closed as a failure by the next one", () =>
+  withDb(async (db, config) => {
+    const [stale] = await db.sql`
+      INSERT INTO integrity_checks (trigger, outcome, started_at) VALUES ('schedule', 'running', now() - interval '1 hour')
+      RETURNING id`;
+    await runScheduled(db.sql, config);
+    const [row] = await db.sql`SELECT outcome, error FROM integrity_checks WHERE id = ${stale.id}`;
+    assertEquals(row.outcome, "failure");
+    assert(row.error.startsWith("interrupted"), row.error);
+  }));
+
+Deno.test("next_check_at follows the cron expression in UTC", () => {
+  const at = new Date("2026-03-10T12:03:20Z");
+  assertEquals(nextCronTime("*/5 * * * *", at)?.toISOString(), "2026-03-10T12:05:00.000Z");
+  assertEquals(nextCronTime("* * * * *", at)?.toISOString(), "2026-03-10T12:04:00.000Z");
+  assertEquals(nextCronTime("0 0 * * *", at)?.toISOString(), "2026-03-11T00:00:00.000Z");
+  assertEquals(nextCronTime("30 2 1 * *", at)?.toISOString(), "2026-04-01T02:30:00.000Z");
+  assertEquals(
+    nextCronTime("0 9 * * 1-5", new Date("2026-03-13T10:00:00Z"))?.toISOString(),
+    "2026-03-16T09:00:00.000Z",
+  );
+  assertEquals(nextCronTime("0,30 * * * 7", at)?.toISOString(), "2026-03-15T00:00:00.000Z");
+  assertEquals(nextCronTime("*/5 * * *", at), null);
+  assertEquals(nextCronTime("61 * * * *", at), null);
+});
