@@ -92,8 +92,31 @@ export async function applyXpChange(sql: Sql, change: XpChange): Promise<Applied
     default:
       // A replayed 404 keeps its status.
       if ("outcome" in outcome.response) throw notFound(change.studentId);
-      return { result: outcome.response, replayed: outcome.outcome === "replay" };
+      return { result: ordered(outcome.response), replayed: outcome.outcome === "replay" };
   }
+}
+
+// jsonb sorts keys by length; clients read the documented order more easily.
+function ordered(r: ProgressUpdateResult): ProgressUpdateResult {
+  return {
+    student_id: r.student_id,
+    specialization_id: r.specialization_id,
+    xp_change: r.xp_change,
+    xp_applied: r.xp_applied,
+    previous_level: r.previous_level,
+    leveled_up: r.leveled_up,
+    event_id: r.event_id,
+    progress: {
+      current_level: r.progress.current_level,
+      total_xp: r.progress.total_xp,
+      updated_at: r.progress.updated_at,
+    },
+    license: {
+      current_level: r.license.current_level,
+      max_achieved_level: r.license.max_achieved_level,
+      updated_at: r.license.updated_at,
+    },
+  };
 }
 
 function notFound(studentId: number) {
