@@ -29,37 +29,30 @@ export interface XpChange {
   idempotencyKey?: string;
 }
 
-/** The outcome: a result, and whether it was replayed from an earlier request with the same key. */
+/** The outcome: the 200 body (a `ProgressUpdateResult` as JSON text, built by PostgreSQL) and whether it was replayed. */
 export interface AppliedChange {
-  result: ProgressUpdateResult;
+  body: string;
   replayed: boolean;
 }
-
-type Outcome =
-  | {
-    outcome: "applied" | "replay";
-    status: number;
-    response: ProgressUpdateResult | { outcome: "not_found" };
-  }
-  | { outcome: "not_found" | "key_reused" | "actor_inactive" };
 
 const MAX_ATTEMPTS = 4;
 
 /**
  * Applies the change in one round trip (`apply_xp`, migrations/0003): locks
- * progress then license, writes both and the ledger row, or nothing.
+ * progress then license, writes both and the ledger row, or nothing. The
+ * body comes back as JSON text in the documented key order, so the route
+ * sends it as is instead of decoding and re-encoding it.
  */
 export async function applyXpChange(sql: Sql, change: XpChange): Promise<AppliedChange> {
   const key = change.idempotencyKey ?? null;
-  let outcome: Outcome;
+  let row: { status: number; body: string | null; replayed: boolean };
   try {
-    outcome = await withRetry(
-      async () => {
-        const [row] = await sql<{ r: Outcome }[]>`
-          SELECT apply_xp(${change.studentId}, ${change.specializationId}, ${change.xpChange},
-                          ${change.actorId}, ${change.requestId}, ${key}) AS r`;
-        return row.r;
-      },
+    [row] = await withRetry(
+      () =>
+        sql<{ status: number; body: string | null; replayed: boolean }[]>`
+          SELECT status, body, replayed
+          FROM apply_xp(${change.studentId}, ${change.specializationId}, ${change.xpChange},
+                        ${change.actorId}, ${change.requestId}, ${key})`,
       {
         attempts: MAX_ATTEMPTS,
         baseDelayMs: 10,
@@ -82,41 +75,17 @@ export async function applyXpChange(sql: Sql, change: XpChange): Promise<Applied
     if (transience(err) === "safe") throw new Unavailable("The database is busy; retry shortly");
     throw err;
   }
-  switch (outcome.outcome) {
-    case "actor_inactive":
+  switch (row.status) {
+    case 200:
+      return { body: row.body!, replayed: row.replayed };
+    case 401:
       throw new Unauthorized("The token's user no longer exists or is inactive");
-    case "key_reused":
+    case 422:
       throw new Unprocessable("This Idempotency-Key was already used with a different request body");
-    case "not_found":
-      throw notFound(change.studentId);
     default:
-      // A replayed 404 keeps its status.
-      if ("outcome" in outcome.response) throw notFound(change.studentId);
-      return { result: ordered(outcome.response), replayed: outcome.outcome === "replay" };
+      // 404, also when replayed under its key.
+      throw notFound(change.studentId);
   }
-}
-
-// jsonb sorts keys by length; clients read the documented order more easily.
-function ordered(r: ProgressUpdateResult): ProgressUpdateResult {
-  return {
-    student_id: r.student_id,
-    specialization_id: r.specialization_id,
-    xp_change: r.xp_change,
-    xp_applied: r.xp_applied,
-    previous_level: r.previous_level,
-    leveled_up: r.leveled_up,
-    event_id: r.event_id,
-    progress: {
-      current_level: r.progress.current_level,
-      total_xp: r.progress.total_xp,
-      updated_at: r.progress.updated_at,
-    },
-    license: {
-      current_level: r.license.current_level,
-      max_achieved_level: r.license.max_achieved_level,
-      updated_at: r.license.updated_at,
-    },
-  };
 }
 
 function notFound(studentId: number) {

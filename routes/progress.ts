@@ -26,7 +26,7 @@ export function progressRoutes() {
       }
       const body = c.req.valid("json");
       const { sql } = c.get("deps");
-      const { result, replayed } = await applyXpChange(sql, {
+      const { body: json, replayed } = await applyXpChange(sql, {
         studentId: body.student_id,
         specializationId: body.specialization_id,
         xpChange: body.xp_change,
@@ -35,7 +35,8 @@ export function progressRoutes() {
         idempotencyKey: key,
       });
       if (replayed) c.header("Idempotent-Replayed", "true");
-      return c.json(result);
+      // Already JSON (built by PostgreSQL in the documented order): sent without re-encoding.
+      return c.body(json, 200, { "Content-Type": "application/json" });
     },
   );
   return app;
