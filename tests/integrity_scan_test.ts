@@ -1,3 +1,4 @@
+import { runCli } from "./_cli.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { join } from "node:path";
 import { DEGRADED_MIN_RATE, HEALTHY_MIN_RATE, statusFor } from "../lib/integrity/status.ts";
@@ -287,15 +288,8 @@ Deno.test("repair rejects bad input with 400 naming the field, and an unknown st
     assertEquals(missing.status, 404);
   }));
 
-async function runScanCli(url: string, logDir: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "lib/cli/scan.ts"],
-    env: { DATABASE_URL: url, LOG_DIR: logDir },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function runScanCli(url: string, logDir: string) {
+  return runCli("lib/cli/scan.ts", [], { DATABASE_URL: url, LOG_DIR: logDir });
 }
 
 Deno.test({

@@ -1,3 +1,4 @@
+import { runCli } from "./_cli.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { Conflict } from "../lib/errors.ts";
 import { seed, type SeedOptions } from "../lib/seed.ts";
@@ -84,15 +85,8 @@ Deno.test("seed refuses a database that already has users, and writes nothing", 
     assertEquals(n, 12);
   }));
 
-async function runCli(args: string[], env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "lib/cli/seed.ts", ...args],
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+function runSeed(args: string[], env: Record<string, string>) {
+  return runCli("lib/cli/seed.ts", args, env);
 }
 
 Deno.test({
@@ -105,18 +99,18 @@ Deno.test({
       SEED_ADMIN_PASSWORD: "admin-pass-1",
       SEED_STUDENT_PASSWORD: "student-pass-1",
     };
-    const ok = await runCli(["--students", "50", "--desync-rate", "0"], env);
+    const ok = await runSeed(["--students", "50", "--desync-rate", "0"], env);
     assertEquals(ok.code, 0, ok.stderr);
     assert(ok.stdout.startsWith("seeded 50 students"), ok.stdout);
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM users WHERE role = 'STUDENT'`;
     assertEquals(n, 50);
 
-    const bad = await runCli(["--students", "ten"], env);
+    const bad = await runSeed(["--students", "ten"], env);
     assertEquals(bad.code, 1);
     assertEquals(bad.stderr.trim().split("\n").length, 1, bad.stderr);
     assert(bad.stderr.startsWith("seed: --students"), bad.stderr);
 
-    const noPasswords = await runCli(["--students", "5"], { DATABASE_URL: db.url });
+    const noPasswords = await runSeed(["--students", "5"], { DATABASE_URL: db.url });
     assertEquals(noPasswords.code, 1);
     assert(noPasswords.stderr.includes("SEED_ADMIN_PASSWORD"), noPasswords.stderr);
   }));
