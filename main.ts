@@ -1,19 +1,21 @@
 /** Levelguard: wires configuration, database, app and schedule. */
-import { isExpected } from "./lib/cli/_run.ts";
 import { type Config, loadConfig } from "./lib/config.ts";
 import { pruneIdempotencyKeys } from "./lib/coupling.ts";
 import { type Database, openDatabase } from "./lib/db.ts";
 import { ensureDemoData } from "./lib/demo.ts";
-import { errorFields, log } from "./lib/log.ts";
+import { isOneLine } from "./lib/errors.ts";
 import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
-import { migrate, readMigrations } from "./lib/migrate.ts";
-import { loadJwtSecret } from "./lib/secrets.ts";
+import { errorFields, log } from "./lib/log.ts";
+import { migrate } from "./lib/migrate.ts";
+import { buildServices, type Services } from "./lib/services.ts";
+import { loadTokenKey } from "./lib/token_key.ts";
 import { createApp } from "./routes/app.ts";
+import { rateLimitStore } from "./routes/middleware/rate_limit.ts";
 
-async function start(config: Config): Promise<Database> {
+async function start(config: Config): Promise<{ db: Database; services: Services }> {
   const db = await openDatabase(config);
-  const migrations = await readMigrations();
-  const applied = await migrate(db.sql, migrations);
+  const services = await buildServices(config, db.sql);
+  const applied = await migrate(db.sql, services.migrations);
   if (applied.length) log("info", "migrations applied", { applied });
   if (db.kind === "embedded") {
     const demo = await ensureDemoData(db.sql, {
@@ -28,8 +30,11 @@ async function start(config: Config): Promise<Database> {
       );
     }
   }
-  const jwtSecret = await loadJwtSecret(config);
-  const app = createApp({ config, sql: db.sql, migrations, jwtSecret });
+  const app = createApp({
+    ...services,
+    tokenKey: await loadTokenKey(config),
+    rateLimitStore: rateLimitStore(config, db.sql),
+  });
   const server = Deno.serve({
     port: config.PORT,
     hostname: config.HOST,
@@ -44,14 +49,13 @@ async function start(config: Config): Promise<Database> {
   };
   Deno.addSignalListener("SIGINT", shutdown);
   Deno.addSignalListener("SIGTERM", shutdown);
-  return db;
+  return { db, services };
 }
 
-let config: Config;
 try {
-  config = loadConfig();
-  const db = await start(config);
-  if (config.SCAN_ENABLED) scheduleIntegrityScan(config, db.sql);
+  const config = loadConfig();
+  const { db, services } = await start(config);
+  if (config.SCAN_ENABLED) scheduleIntegrityScan(services.runner, config.SCAN_CRON);
   // Idempotency keys are promised for 24 h; hourly pruning keeps them 48 h.
   Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", async () => {
     const pruned = await pruneIdempotencyKeys(db.sql).catch((err) => {
@@ -61,7 +65,7 @@ try {
     if (pruned) log("info", "idempotency keys pruned", { pruned });
   });
 } catch (err) {
-  if (!isExpected(err)) throw err;
+  if (!isOneLine(err)) throw err;
   console.error(`levelguard: ${err.message}`);
   Deno.exit(1);
 }

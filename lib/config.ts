@@ -1,17 +1,19 @@
 /** Configuration: every environment variable, parsed once with zod. */
 import { z } from "zod";
+import { ConfigError } from "./errors.ts";
+import { parseCidr } from "./rate_limit/ip.ts";
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const flag = z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true");
 
+// Parsed here, once: a bad entry (`300.1.1.1`, `10.0.0.0/33`) stops startup naming it.
 const cidrList = z.string().transform((raw, ctx) => {
   const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const item of items) {
-    if (!/^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(item)) {
-      ctx.addIssue({ code: "custom", message: `"${item}" is not an IP address or CIDR` });
-    }
-  }
-  return items;
+  return items.map((item) => {
+    const cidr = parseCidr(item);
+    if (!cidr) ctx.addIssue({ code: "custom", message: `"${item}" is not an IP address or CIDR` });
+    return { text: item, ...cidr ?? { base: 0n, prefix: 0 } };
+  });
 });
 
 const optionalUrl = z.string().trim().transform((v) => v === "" ? undefined : v).pipe(
@@ -41,7 +43,6 @@ export const configSchema = z.object({
   ).default("*/5 * * * *"),
   SCAN_ENABLED: flag.default(true),
   INTEGRITY_HISTORY_DAYS: intFrom(1, 3650).default(30),
-  CANARY_AUTO_ROLLBACK: flag.default(true),
   SEED_ADMIN_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
   SEED_STUDENT_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
   LOG_REQUESTS: flag.default(true),
@@ -49,11 +50,6 @@ export const configSchema = z.object({
 
 /** Parsed configuration. */
 export type Config = z.infer<typeof configSchema>;
-
-/** Raised when a variable is invalid; its message is one line naming it. */
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
 
 /** Parses an environment (default: the process's) or throws one ConfigError. */
 export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {

@@ -2,6 +2,7 @@
 import postgres from "postgres";
 import { join } from "node:path";
 import type { Config } from "./config.ts";
+import { DatabaseUnavailable } from "./errors.ts";
 
 /** The postgres.js client type used everywhere above this module. */
 export type Sql = postgres.Sql;
@@ -14,11 +15,6 @@ export interface Database {
   sql: Sql;
   kind: "server" | "embedded";
   close(): Promise<void>;
-}
-
-/** Raised when the database cannot be reached; one line, no stack needed. */
-export class DatabaseUnavailable extends Error {
-  override name = "DatabaseUnavailable";
 }
 
 // int8 columns (XP totals, counts) are kept below 2^53, so numbers are exact.

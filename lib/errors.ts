@@ -1,4 +1,8 @@
-/** Domain errors as values with a name; routes map them to problem+json in one place. */
+/**
+ * Errors as values with a name. Domain errors say what went wrong, not how
+ * HTTP answers it: `routes/problem.ts` maps each to a status in one place.
+ * Start-up errors are explained in one line by whoever runs the process.
+ */
 
 /** One invalid field of a request. */
 export interface FieldError {
@@ -6,98 +10,85 @@ export interface FieldError {
   message: string;
 }
 
-/** Base class: carries the HTTP status the error maps to. */
-export class AppError extends Error {
-  constructor(
-    readonly status: number,
-    readonly title: string,
-    detail: string,
-    readonly errors: FieldError[] = [],
-    readonly headers: Record<string, string> = {},
-  ) {
+/** Base class of the domain's errors; its message is safe to show a client. */
+export abstract class DomainError extends Error {}
+
+/** The input is malformed or a field is invalid. */
+export class Invalid extends DomainError {
+  override name = "Invalid";
+  constructor(detail: string, readonly errors: FieldError[] = []) {
     super(detail);
   }
 }
 
-/** 400: the request is malformed or a field is invalid. */
-export class Invalid extends AppError {
-  override name = "Invalid";
-  constructor(detail: string, errors: FieldError[] = []) {
-    super(400, "Invalid request", detail, errors);
-  }
-}
-
-/** 401: no or bad credentials. */
-export class Unauthorized extends AppError {
-  override name = "Unauthorized";
+/** No, or no longer valid, credentials. */
+export class Unauthenticated extends DomainError {
+  override name = "Unauthenticated";
   constructor(detail = "Authentication required") {
-    super(401, "Unauthorized", detail, [], { "WWW-Authenticate": 'Bearer realm="levelguard"' });
+    super(detail);
   }
 }
 
-/** 403: authenticated, but the role is not allowed. */
-export class Forbidden extends AppError {
+/** Authenticated, but the role may not do this. */
+export class Forbidden extends DomainError {
   override name = "Forbidden";
   constructor(detail = "Your role may not do this") {
-    super(403, "Forbidden", detail);
+    super(detail);
   }
 }
 
-/** 404: the thing does not exist (or is not visible to the caller). */
-export class NotFound extends AppError {
+/** The thing does not exist (or is not visible to the caller). */
+export class NotFound extends DomainError {
   override name = "NotFound";
-  constructor(detail: string) {
-    super(404, "Not found", detail);
-  }
 }
 
-/** 409: the request conflicts with current state. */
-export class Conflict extends AppError {
+/** The request conflicts with the current state (e.g. seeding a database that has users). */
+export class Conflict extends DomainError {
   override name = "Conflict";
-  constructor(detail: string) {
-    super(409, "Conflict", detail);
-  }
 }
 
-/** 413: the body is larger than allowed. */
-export class PayloadTooLarge extends AppError {
-  override name = "PayloadTooLarge";
-  constructor(limit: number) {
-    super(413, "Payload too large", `The request body must be at most ${limit} bytes`);
-  }
+/** An idempotency key was used before with a different request. */
+export class KeyConflict extends DomainError {
+  override name = "KeyConflict";
 }
 
-/** 415: the body is not JSON. */
-export class UnsupportedMediaType extends AppError {
-  override name = "UnsupportedMediaType";
-  constructor() {
-    super(415, "Unsupported media type", "Send the body as application/json");
-  }
-}
-
-/** 422: well-formed but cannot be processed (e.g. an idempotency key reused with another body). */
-export class Unprocessable extends AppError {
-  override name = "Unprocessable";
-  constructor(detail: string) {
-    super(422, "Unprocessable request", detail);
-  }
-}
-
-/** 429: over the rate limit. */
-export class TooManyRequests extends AppError {
-  override name = "TooManyRequests";
-  constructor(retryAfterSeconds: number, headers: Record<string, string> = {}) {
-    super(429, "Too many requests", `Rate limit exceeded; retry in ${retryAfterSeconds} s`, [], {
-      ...headers,
-      "Retry-After": String(retryAfterSeconds),
-    });
-  }
-}
-
-/** 503: a dependency (the database) is not available. */
-export class Unavailable extends AppError {
+/** A dependency (the database) cannot serve the request now; retrying later may work. */
+export class Unavailable extends DomainError {
   override name = "Unavailable";
-  constructor(detail: string) {
-    super(503, "Service unavailable", detail);
+  constructor(detail: string, readonly retryAfterSeconds = 5) {
+    super(detail);
   }
+}
+
+/** Base class of failures that end a process with one line on stderr and no stack trace. */
+export abstract class StartupError extends Error {}
+
+/** A configuration variable is invalid; the message names it. */
+export class ConfigError extends StartupError {
+  override name = "ConfigError";
+}
+
+/** The database cannot be reached (or refused us). */
+export class DatabaseUnavailable extends StartupError {
+  override name = "DatabaseUnavailable";
+}
+
+/** An applied migration file was changed afterwards. */
+export class MigrationTampered extends StartupError {
+  override name = "MigrationTampered";
+}
+
+/** Bad command-line arguments (exit code 2, with the usage). */
+export class UsageError extends StartupError {
+  override name = "UsageError";
+}
+
+/** Something the process needs from its environment is missing (a port, a directory, a lock). */
+export class EnvironmentError extends StartupError {
+  override name = "EnvironmentError";
+}
+
+/** True for errors whose message is the whole story: print one line, no stack. */
+export function isOneLine(err: unknown): err is Error {
+  return err instanceof StartupError || err instanceof DomainError;
 }

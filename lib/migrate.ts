@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Queryable, Sql } from "./db.ts";
+import { MigrationTampered } from "./errors.ts";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations/", import.meta.url));
 // Arbitrary, fixed key: every instance of Levelguard serialises on it.
@@ -12,11 +13,6 @@ export interface Migration {
   name: string;
   sql: string;
   checksum: string;
-}
-
-/** Raised when an applied migration file was changed afterwards. */
-export class MigrationTampered extends Error {
-  override name = "MigrationTampered";
 }
 
 /** Reads `migrations/*.sql` in name order. */

@@ -1,28 +1,78 @@
-/** Bounded retries with jittered exponential backoff for transient database errors. */
+/**
+ * What a database error means for the caller: whether running the statement
+ * again is safe, and whether the database is unavailable (rather than the
+ * request wrong). Every SQLSTATE class a client can meet when the server is
+ * down, starting, stopping or overloaded is classified here, deliberately.
+ */
 
-// SQLSTATEs after which PostgreSQL has rolled the transaction back, so running it again is safe.
-const ROLLED_BACK = new Set(["40001", "40P01"]);
-// Client-side errors where the statement may or may not have committed.
-const CONNECTION_LOST = new Set([
+// PostgreSQL rolled the transaction back: running it again cannot apply it twice.
+const ROLLED_BACK = new Set([
+  "40001", // serialization_failure
+  "40P01", // deadlock_detected
+]);
+// Refused before anything ran: nothing can have been applied.
+const NOT_SENT = new Set([
+  "CONNECT_TIMEOUT",
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "57P03", // cannot_connect_now: the server is starting up or shutting down
+  "53300", // too_many_connections
+  "08001", // sqlclient_unable_to_establish_sqlconnection
+  "08004", // sqlserver_rejected_establishment_of_sqlconnection
+]);
+// The connection ended while a statement may have been running or committing:
+// the outcome is unknown (a FATAL after the commit reaches the client as an error).
+const OUTCOME_UNKNOWN = new Set([
   "CONNECTION_CLOSED",
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "ECONNRESET",
   "EPIPE",
+  "57P01", // admin_shutdown: fast shutdown or pg_terminate_backend
+  "57P02", // crash_shutdown: another backend crashed, every session is ended
+  "08000", // connection_exception
+  "08003", // connection_does_not_exist
+  "08006", // connection_failure
+  "08007", // transaction_resolution_unknown
 ]);
-// Failures before anything was sent: nothing can have been applied.
-const NOT_SENT = new Set(["CONNECT_TIMEOUT", "ECONNREFUSED"]);
+// Reported on an idle session, or the database itself is gone: no statement of ours was running.
+const UNAVAILABLE_ONLY = new Set([
+  "57P04", // database_dropped
+  "57P05", // idle_session_timeout
+  "3D000", // invalid_catalog_name: the database does not exist (yet)
+  "28P01", // invalid_password: the server refuses our credentials
+  "28000", // invalid_authorization_specification
+]);
 
 /** How an error may be retried. */
 export type Transience = "safe" | "unknown-outcome" | "permanent";
 
-/** Classifies a postgres.js error. */
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/** Classifies a postgres.js error for retrying. */
 export function transience(err: unknown): Transience {
-  const code = (err as { code?: string } | null)?.code;
+  const code = codeOf(err);
   if (!code) return "permanent";
-  if (ROLLED_BACK.has(code) || NOT_SENT.has(code) || code.startsWith("08")) return "safe";
-  if (CONNECTION_LOST.has(code) || code === "57P01") return "unknown-outcome";
+  if (ROLLED_BACK.has(code) || NOT_SENT.has(code)) return "safe";
+  if (OUTCOME_UNKNOWN.has(code)) return "unknown-outcome";
   return "permanent";
+}
+
+/**
+ * Why the database cannot serve a request now, or null when the error is
+ * something else: `down` (unreachable, starting, stopping, refusing us),
+ * `busy` (out of connections, a statement timed out, conflicts kept failing).
+ */
+export function unavailability(err: unknown): "down" | "busy" | null {
+  const code = codeOf(err);
+  if (!code) return null;
+  if (code === "53300" || code === "57014" || ROLLED_BACK.has(code)) return "busy";
+  if (NOT_SENT.has(code) || OUTCOME_UNKNOWN.has(code) || UNAVAILABLE_ONLY.has(code)) return "down";
+  return null;
 }
 
 /** Retry policy. */

@@ -1,13 +1,10 @@
 /** Access tokens: HS256 JWTs with pinned algorithm, issuer and a small clock tolerance. */
 import { errors, jwtVerify, SignJWT } from "jose";
+import { type Role, ROLES } from "./model.ts";
 
 /** The issuer every token carries and every check demands. */
 export const ISSUER = "levelguard";
 const CLOCK_TOLERANCE_S = 5;
-
-/** Roles of the SPEC. */
-export type Role = "ADMIN" | "INSTRUCTOR" | "STUDENT";
-const ROLES: readonly Role[] = ["ADMIN", "INSTRUCTOR", "STUDENT"];
 
 /** Who a verified token speaks for. */
 export interface Principal {
@@ -42,7 +39,9 @@ export async function verifyToken(key: Uint8Array, token: string): Promise<Princ
     });
     const userId = Number(payload.sub);
     const role = payload.role as Role;
-    if (!Number.isSafeInteger(userId) || userId <= 0 || !ROLES.includes(role)) return null;
+    if (!Number.isSafeInteger(userId) || userId <= 0 || !(ROLES as readonly string[]).includes(role)) {
+      return null;
+    }
     return { userId, role };
   } catch (err) {
     if (err instanceof errors.JOSEError || err instanceof TypeError) return null;

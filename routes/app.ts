@@ -1,49 +1,42 @@
 /** Builds the Hono application from its dependencies (no I/O here). */
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { requestId } from "hono/request-id";
-import { PayloadTooLarge } from "../lib/errors.ts";
-import type { AppDeps, AppEnv } from "./env.ts";
-import { onError, onNotFound } from "./middleware/problem.ts";
-import { rateLimit } from "./middleware/rate_limit.ts";
+import type { Services } from "../lib/services.ts";
+import { authRoutes } from "./auth.ts";
+import { API_CONTRACT } from "./contract.ts";
+import type { AppEnv } from "./env.ts";
+import { healthRoutes } from "./health.ts";
+import { rateLimit, type RateLimitStore } from "./middleware/rate_limit.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
-import { authRoutes } from "./auth.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
-import { healthRoutes } from "./health.ts";
+import { onError, onNotFound } from "./problem.ts";
 import { progressRoutes } from "./progress.ts";
 
-/** Request bodies above this size are refused with 413. */
-export const BODY_LIMIT_BYTES = 16 * 1024;
+/** Everything the HTTP surface is built from: the process's services plus the edge's own state. */
+export interface AppDeps extends Services {
+  /** HS256 key for access tokens. */
+  tokenKey: Uint8Array;
+  /** The rate limiter's counters (see `rateLimitStore`). */
+  rateLimitStore: RateLimitStore;
+}
 
-/** The whole HTTP surface of Levelguard. */
+/** The whole HTTP surface of Levelguard; each router gets exactly what it uses. */
 export function createApp(deps: AppDeps) {
+  const { config, sql, runner, tokenKey, migrations } = deps;
   const app = new Hono<AppEnv>();
   app.use(requestId({ headerName: "X-Request-Id" }));
-  app.use(secureHeaders({ trustProxy: deps.config.TRUST_PROXY }));
-  if (deps.config.LOG_REQUESTS) app.use(requestLog);
-  app.use(async (c, next) => {
-    c.set("deps", deps);
-    await next();
-  });
-  app.use(rateLimit(deps.config, deps.sql));
-  app.use(
-    "/api/*",
-    bodyLimit({
-      maxSize: BODY_LIMIT_BYTES,
-      onError: () => {
-        throw new PayloadTooLarge(BODY_LIMIT_BYTES);
-      },
-    }),
-  );
+  app.use(secureHeaders({ trustProxy: config.TRUST_PROXY }));
+  if (config.LOG_REQUESTS) app.use(requestLog);
+  app.use(rateLimit({ config, store: deps.rateLimitStore }));
   app.onError(onError);
   app.notFound(onNotFound);
 
-  app.route("/", opsRoutes());
-  app.route("/", authRoutes());
-  app.route("/", progressRoutes());
-  app.route("/api/v1/health", healthRoutes());
-  app.route("/", openapiRoutes(() => app.routes));
+  app.route("/", opsRoutes({ sql, migrations }));
+  app.route("/", authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS }));
+  app.route("/", progressRoutes({ sql, tokenKey }));
+  app.route("/api/v1/health", healthRoutes({ sql, runner, config, tokenKey }));
+  app.route("/", openapiRoutes({ contract: API_CONTRACT }));
   return app;
 }

@@ -1,18 +1,26 @@
 /** POST /api/v1/auth/login */
 import { Hono } from "hono";
+import type { z } from "zod";
 import { login } from "../lib/auth.ts";
-import { loginBody } from "../lib/schemas.ts";
+import type { Sql } from "../lib/db.ts";
 import type { AppEnv } from "./env.ts";
 import { jsonBody } from "./middleware/validate.ts";
+import { loginBody, type loginResponse } from "./schemas.ts";
 
 /** The login endpoint: 200 with a bearer token, 401 with one message for every failure. */
-export function authRoutes() {
+export function authRoutes(
+  { sql, tokenKey, ttlSeconds }: { sql: Sql; tokenKey: Uint8Array; ttlSeconds: number },
+) {
   const app = new Hono<AppEnv>();
-  app.post("/api/v1/auth/login", ...jsonBody(loginBody), async (c) => {
-    const { config, sql, jwtSecret } = c.get("deps");
-    const result = await login(sql, jwtSecret, config.JWT_TTL_SECONDS, c.req.valid("json"));
+  app.post("/api/v1/auth/login", jsonBody(loginBody), async (c) => {
+    const { token, expiresIn } = await login(sql, tokenKey, ttlSeconds, c.req.valid("json"));
     c.header("Cache-Control", "no-store");
-    return c.json(result);
+    const body: z.infer<typeof loginResponse> = {
+      access_token: token,
+      token_type: "bearer",
+      expires_in: expiresIn,
+    };
+    return c.json(body);
   });
   return app;
 }

@@ -1,22 +1,17 @@
-/** What every route can reach through the context: the app's dependencies. */
-import type { Config } from "../lib/config.ts";
-import type { Sql } from "../lib/db.ts";
-import type { Migration } from "../lib/migrate.ts";
+/** Hono environments: the per-request values routes can read from the context (nothing long-lived). */
+import type { Principal } from "../lib/tokens.ts";
 
-/** Dependencies handed to `createApp`; tests build their own. */
-export interface AppDeps {
-  config: Config;
-  sql: Sql;
-  /** The migration files this build ships (for readiness). */
-  migrations: Migration[];
-  /** HS256 key for access tokens. */
-  jwtSecret: Uint8Array;
-}
-
-/** Hono environment shared by all routers. */
+/** Every request: its id (set by the request-id middleware). */
 export type AppEnv = {
   Variables: {
-    deps: AppDeps;
     requestId: string;
+  };
+};
+
+/** Requests that passed `requireRole`: who is calling. */
+export type AuthEnv = {
+  Variables: {
+    requestId: string;
+    principal: Principal;
   };
 };

@@ -1,57 +1,59 @@
 /** /api/v1/health/*: integrity status, metrics, violations, check-now and repair (ADMIN only). */
 import { Hono } from "hono";
-import { NotFound, Unavailable } from "../lib/errors.ts";
-import { healthMetrics } from "../lib/integrity/metrics.ts";
+import type { Config } from "../lib/config.ts";
+import type { Sql } from "../lib/db.ts";
+import { Unavailable } from "../lib/errors.ts";
+import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { repair } from "../lib/integrity/repair.ts";
 import { healthReport } from "../lib/integrity/report.ts";
-import { runnerFor } from "../lib/integrity/runner.ts";
+import type { IntegrityRunner } from "../lib/integrity/runner.ts";
 import { listViolations } from "../lib/integrity/violations.ts";
-import type { Queryable } from "../lib/db.ts";
-import { checkNowBody, metricsQuery, repairBody, violationsQuery } from "../lib/schemas.ts";
-import { type AuthEnv, requireRole } from "./middleware/auth.ts";
+import { requireUser } from "../lib/users.ts";
+import type { AuthEnv } from "./env.ts";
+import { roleGuard } from "./middleware/require_role.ts";
 import { jsonBody, query } from "./middleware/validate.ts";
+import { checkNowBody, metricsQuery, repairBody, violationsQuery } from "./schemas.ts";
 
-async function requireUser(sql: Queryable, id: number) {
-  const [row] = await sql`SELECT 1 FROM users WHERE id = ${id}`;
-  if (!row) throw new NotFound(`No user with id ${id}`);
+/** What the health API needs. */
+export interface HealthDeps {
+  sql: Sql;
+  runner: IntegrityRunner;
+  config: Pick<Config, "SCAN_ENABLED" | "SCAN_CRON">;
+  tokenKey: Uint8Array;
 }
 
 /** The health API; mount under /api/v1/health. */
-export function healthRoutes() {
+export function healthRoutes({ sql, runner, config, tokenKey }: HealthDeps) {
   const app = new Hono<AuthEnv>();
-  app.use("*", requireRole("ADMIN"));
+  app.use("*", roleGuard(tokenKey)("ADMIN"));
   app.use("*", async (c, next) => {
     await next();
     c.header("Cache-Control", "no-store");
   });
 
   app.get("/status", async (c) => {
-    const { sql, config } = c.get("deps");
-    const running = runnerFor(sql, config).fullCheckRunning;
-    return c.json(await healthReport(sql, config, running));
+    return c.json(await healthReport(sql, config, runner.fullCheckRunning));
   });
 
   app.get("/metrics", query(metricsQuery), async (c) => {
-    return c.json(await healthMetrics(c.get("deps").sql, c.req.valid("query").window));
+    return c.json(await healthMetrics(sql, c.req.valid("query").window));
   });
 
   app.get("/violations", query(violationsQuery), async (c) => {
-    return c.json(await listViolations(c.get("deps").sql, c.req.valid("query")));
+    return c.json(await listViolations(sql, c.req.valid("query")));
   });
 
-  app.post("/check-now", ...jsonBody(checkNowBody, { optional: true }), async (c) => {
-    const { sql, config } = c.get("deps");
+  app.post("/check-now", jsonBody(checkNowBody, { optional: true }), async (c) => {
     const userId = c.req.valid("json").user_id ?? null;
     if (userId !== null) await requireUser(sql, userId);
-    const check = await runnerFor(sql, config).run("manual", userId);
+    const check = await runner.run("manual", userId);
     if (check.outcome === "failure") {
       throw new Unavailable(`Integrity check ${check.id} failed: ${check.error}`);
     }
     return c.json(check);
   });
 
-  app.post("/violations/repair", ...jsonBody(repairBody), async (c) => {
-    const { sql } = c.get("deps");
+  app.post("/violations/repair", jsonBody(repairBody), async (c) => {
     const body = c.req.valid("json");
     if (body.student_id !== undefined) await requireUser(sql, body.student_id);
     const result = await repair(sql, {

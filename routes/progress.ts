@@ -1,22 +1,24 @@
 /** POST /api/v1/specializations/progress/update: XP through the coupling enforcer. */
 import { Hono } from "hono";
 import { applyXpChange } from "../lib/coupling.ts";
+import type { Sql } from "../lib/db.ts";
 import { Invalid } from "../lib/errors.ts";
-import { progressUpdateBody } from "../lib/schemas.ts";
-import type { AppEnv } from "./env.ts";
-import { requireRole } from "./middleware/auth.ts";
+import type { AuthEnv } from "./env.ts";
+import { roleGuard } from "./middleware/require_role.ts";
 import { jsonBody } from "./middleware/validate.ts";
+import { progressUpdateBody } from "./schemas.ts";
 
 // Printable ASCII without spaces, like the keys clients generate (UUIDs, ULIDs).
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** The progress update endpoint (ADMIN, INSTRUCTOR). */
-export function progressRoutes() {
-  const app = new Hono<AppEnv>();
+export function progressRoutes({ sql, tokenKey }: { sql: Sql; tokenKey: Uint8Array }) {
+  const allow = roleGuard(tokenKey);
+  const app = new Hono<AuthEnv>();
   app.post(
     "/api/v1/specializations/progress/update",
-    requireRole("ADMIN", "INSTRUCTOR"),
-    ...jsonBody(progressUpdateBody),
+    allow("ADMIN", "INSTRUCTOR"),
+    jsonBody(progressUpdateBody),
     async (c) => {
       const key = c.req.header("idempotency-key");
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {
@@ -25,7 +27,6 @@ export function progressRoutes() {
         ]);
       }
       const body = c.req.valid("json");
-      const { sql } = c.get("deps");
       const { body: json, replayed } = await applyXpChange(sql, {
         studentId: body.student_id,
         specializationId: body.specialization_id,

@@ -1,5 +1,5 @@
 /** Integrity test fixtures: consistent seed data plus one known desync of every kind. */
-import type { Sql } from "../lib/db.ts";
+import type { Queryable, Sql } from "../lib/db.ts";
 import { setQuiet } from "../lib/log.ts";
 import { seed } from "../lib/seed.ts";
 
@@ -42,9 +42,9 @@ async function studentWithLevel(sql: Sql, after: number, minLevel: number): Prom
 }
 
 /**
- * Breaks seven pairs of seven students with plain SQL (around the enforcer):
- * one desync of each kind, plus one pair with two kinds. Returns the
- * violations a scan must report (8) and the broken pairs (7).
+ * Breaks pairs of seven students with plain SQL (around the enforcer): one
+ * desync of each kind, plus one pair with two kinds. Returns the violations a
+ * scan must report and the number of distinct pairs broken.
  */
 export async function breakKnownPairs(sql: Sql): Promise<{ expected: Expected[]; brokenPairs: number }> {
   const expected: Expected[] = [];
@@ -105,7 +105,8 @@ export async function breakKnownPairs(sql: Sql): Promise<{ expected: Expected[];
   add("LEVEL_MISMATCH", s, p.specialization_id);
   add("MAX_LEVEL_BELOW_CURRENT", s, p.specialization_id);
 
-  return { expected: sortExpected(expected), brokenPairs: 7 };
+  const brokenPairs = new Set(expected.map((e) => `${e.student_id}/${e.specialization_id}`)).size;
+  return { expected: sortExpected(expected), brokenPairs };
 }
 
 /** Sorts violations the way comparisons expect. */
@@ -123,4 +124,22 @@ export async function dropLicenses(sql: Sql, everyNth: number): Promise<number> 
     DELETE FROM user_licenses WHERE id IN (
       SELECT id FROM user_licenses WHERE id % ${everyNth} = 0)`;
   return result.count;
+}
+
+/**
+ * Pairs where progress, license, thresholds or ledger disagree: an oracle
+ * independent of the scan's query, over the database's own definitions
+ * (`level_for_xp`, `ledger_totals`).
+ */
+export async function desyncs(q: Queryable): Promise<number> {
+  const [{ n }] = await q<{ n: number }[]>`
+    SELECT count(*)::int AS n
+    FROM specialization_progress p
+    FULL JOIN user_licenses l ON l.user_id = p.student_id AND l.specialization_type = p.specialization_id
+    LEFT JOIN ledger_totals e ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
+    WHERE p.id IS NULL OR l.id IS NULL OR l.current_level <> p.current_level
+       OR l.max_achieved_level < l.current_level
+       OR p.current_level <> level_for_xp(p.specialization_id, p.total_xp)
+       OR e.xp IS DISTINCT FROM p.total_xp`;
+  return n;
 }

@@ -1,23 +1,15 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { LOGIN_FAILED } from "../lib/auth.ts";
 import { DUMMY_HASH, hashPassword } from "../lib/password.ts";
-import { loginResponse } from "../lib/schemas.ts";
 import { verifyToken } from "../lib/tokens.ts";
-import { createTestApp, TEST_JWT_SECRET } from "./_app.ts";
-import { createTestDatabase, type TestDatabase } from "./_db.ts";
+import { loginResponse } from "../routes/schemas.ts";
+import type { TestDatabase } from "./_db.ts";
+import { TEST_TOKEN_KEY, type TestApp, withTestApp } from "./_fixture.ts";
 
 const PASSWORD = "correct horse battery staple";
 
-async function withApp(
-  fn: (db: TestDatabase, app: Awaited<ReturnType<typeof createTestApp>>["app"]) => Promise<void>,
-) {
-  const db = await createTestDatabase({ max: 2 });
-  try {
-    const { app } = await createTestApp(db, { JWT_TTL_SECONDS: "900" });
-    await fn(db, app);
-  } finally {
-    await db.close();
-  }
+function withApp(fn: (db: TestDatabase, app: TestApp["app"]) => Promise<void>) {
+  return withTestApp({ env: { JWT_TTL_SECONDS: "900" } }, ({ db, app }) => fn(db, app));
 }
 
 async function addUser(
@@ -52,7 +44,7 @@ Deno.test("login returns a bearer token for the user's id and role, valid for JW
     assertEquals(res.headers.get("cache-control"), "no-store");
     const body = loginResponse.parse(await res.json());
     assertEquals([body.token_type, body.expires_in], ["bearer", 900]);
-    assertEquals(await verifyToken(TEST_JWT_SECRET, body.access_token), { userId: id, role: "ADMIN" });
+    assertEquals(await verifyToken(TEST_TOKEN_KEY, body.access_token), { userId: id, role: "ADMIN" });
     const [, payload] = body.access_token.split(".");
     const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
     assertEquals([claims.sub, claims.role, claims.iss, claims.exp - claims.iat], [
@@ -169,5 +161,5 @@ Deno.test("a student may log in; the token carries the STUDENT role", () =>
     const res = await login(app, { email: "student@example.test", password: PASSWORD });
     assertEquals(res.status, 200);
     const { access_token } = await res.json();
-    assertEquals(await verifyToken(TEST_JWT_SECRET, access_token), { userId: id, role: "STUDENT" });
+    assertEquals(await verifyToken(TEST_TOKEN_KEY, access_token), { userId: id, role: "STUDENT" });
   }));

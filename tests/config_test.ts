@@ -1,5 +1,6 @@
 import { assertEquals, assertMatch, assertThrows } from "./_assert.ts";
-import { ConfigError, loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../lib/config.ts";
+import { ConfigError } from "../lib/errors.ts";
 
 Deno.test("configuration defaults match the SPEC", () => {
   const config = loadConfig({});
@@ -22,7 +23,10 @@ Deno.test("configuration parses lists, flags and numbers", () => {
     DATABASE_URL: "postgres://u@db:5432/x",
   });
   assertEquals(config.PORT, 9000);
-  assertEquals(config.RATE_LIMIT_EXEMPT, ["127.0.0.1/32", "10.0.0.0/8"]);
+  assertEquals(config.RATE_LIMIT_EXEMPT.map((c) => [c.text, c.prefix]), [["127.0.0.1/32", 128], [
+    "10.0.0.0/8",
+    104,
+  ]]);
   assertEquals(config.TRUST_PROXY, true);
   assertEquals(config.DATABASE_URL, "postgres://u@db:5432/x");
 });
@@ -34,6 +38,8 @@ const bad: [string, string][] = [
   ["JWT_SECRET", "short"],
   ["RATE_LIMIT_PER_MINUTE", "-1"],
   ["RATE_LIMIT_EXEMPT", "not-an-ip"],
+  ["RATE_LIMIT_EXEMPT", "10.0.0.0/8, 300.1.1.1"],
+  ["RATE_LIMIT_EXEMPT", "10.0.0.0/33"],
   ["TRUST_PROXY", "maybe"],
   ["DATABASE_URL", "mysql://x"],
   ["SCAN_CRON", "every five minutes"],
@@ -47,6 +53,14 @@ for (const [name, value] of bad) {
     assertEquals(err.message.includes("\n"), false);
   });
 }
+
+Deno.test("a bad RATE_LIMIT_EXEMPT entry is named in the one line", () => {
+  const err = assertThrows(() => loadConfig({ RATE_LIMIT_EXEMPT: "10.0.0.0/8,300.1.1.1/8" }), ConfigError);
+  assertMatch(
+    err.message,
+    /^invalid configuration: RATE_LIMIT_EXEMPT "300\.1\.1\.1\/8" is not an IP address or CIDR/,
+  );
+});
 
 Deno.test("secret values are never echoed in configuration errors", () => {
   const err = assertThrows(() => loadConfig({ JWT_SECRET: "tiny-secret" }), ConfigError);

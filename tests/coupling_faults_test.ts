@@ -4,14 +4,15 @@
  * ever applied twice, not even when the connection drops after the commit.
  */
 import postgres from "postgres";
-import { assert, assertEquals } from "./_assert.ts";
-import { bearer, createTestApp } from "./_app.ts";
-import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
-import { addStudents, INSTRUCTOR_ID } from "./_students.ts";
+import { assertEquals } from "./_assert.ts";
+import { MAX_ATTEMPTS } from "../lib/coupling.ts";
 import { clientOptions } from "../lib/db.ts";
+import { hasServer, type TestDatabase } from "./_db.ts";
+import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
+import { addStudents, INSTRUCTOR_ID } from "./_students.ts";
 
 const PATH = "/api/v1/specializations/progress/update";
-type App = Awaited<ReturnType<typeof createTestApp>>["app"];
+type App = TestApp["app"];
 
 async function post(app: App, body: unknown, headers: Record<string, string> = {}) {
   return await app.request(PATH, {
@@ -57,42 +58,32 @@ for (const [code, name] of [["40001", "serialization failure"], ["40P01", "deadl
   Deno.test({
     name: `a ${name} on the first attempt is retried and the change is applied exactly once`,
     ignore: !hasServer,
-  }, async () => {
-    const db = await createTestDatabase({ max: 2 });
-    try {
+  }, () =>
+    withTestApp({ pool: 2 }, async ({ app, db }) => {
       await addStudents(db, 3);
       await injectFault(db, code, 1);
-      const { app } = await createTestApp(db);
       const res = await post(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 150 });
       assertEquals(res.status, 200);
       assertEquals((await res.json()).progress.total_xp, 150);
       assertEquals(await faultCalls(db), 2, "one failed attempt, one that committed");
       assertEquals(await state(db, 1), { xp: 150, progress_level: 2, license_level: 2, events: 1 });
-    } finally {
-      await db.close();
-    }
-  });
+    }));
 }
 
 Deno.test({
   name: "retries are bounded: a failure that persists is a 503 and nothing is written",
   ignore: !hasServer,
-}, async () => {
-  const db = await createTestDatabase({ max: 2 });
-  try {
+}, () =>
+  withTestApp({ pool: 2 }, async ({ app, db }) => {
     await addStudents(db, 3);
     await injectFault(db, "40001", 1000);
-    const { app } = await createTestApp(db);
     const res = await post(app, { student_id: 2, specialization_id: "COACH", xp_change: 10 });
     assertEquals(res.status, 503);
     assertEquals(res.headers.get("content-type"), "application/problem+json");
-    const attempts = await faultCalls(db);
-    assert(attempts >= 2 && attempts <= 10, `attempts: ${attempts}`);
+    assertEquals(res.headers.get("retry-after"), "5");
+    assertEquals(await faultCalls(db), MAX_ATTEMPTS, "exactly the attempt limit, then it gives up");
     assertEquals(await state(db, 2), { xp: null, progress_level: null, license_level: null, events: 0 });
-  } finally {
-    await db.close();
-  }
-});
+  }));
 
 /**
  * A TCP proxy in front of PostgreSQL that, once armed with some bytes, lets the
@@ -178,28 +169,28 @@ function dropAfterCommitProxy(target: URL) {
   };
 }
 
-async function withDroppingApp(
+/** An app whose pool goes through the dropping proxy; `arm(text)` dooms the next statement containing it. */
+function withDroppingApp(
   fn: (app: App, db: TestDatabase, arm: (t: string) => () => number) => Promise<void>,
 ) {
-  const db = await createTestDatabase({ max: 2 });
-  const proxy = dropAfterCommitProxy(new URL(db.url));
-  const sql = postgres(
-    proxy.url,
-    clientOptions({ DB_CONNECT_TIMEOUT_S: 10, DB_STATEMENT_TIMEOUT_MS: 60_000 }, 2),
-  );
-  try {
-    await addStudents(db, 3);
-    const { app, deps } = await createTestApp(db);
-    deps.sql = sql;
-    await fn(app, db, (text) => {
-      proxy.arm(text);
-      return () => proxy.drops;
-    });
-  } finally {
-    await sql.end({ timeout: 1 }).catch(() => {});
-    proxy.stop();
-    await db.close();
-  }
+  return withTestApp({ pool: 2 }, async ({ db, another }) => {
+    const proxy = dropAfterCommitProxy(new URL(db.url));
+    const sql = postgres(
+      proxy.url,
+      clientOptions({ DB_CONNECT_TIMEOUT_S: 10, DB_STATEMENT_TIMEOUT_MS: 60_000 }, 2),
+    );
+    try {
+      await addStudents(db, 3);
+      const { app } = await another({ sql });
+      await fn(app, db, (text) => {
+        proxy.arm(text);
+        return () => proxy.drops;
+      });
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      proxy.stop();
+    }
+  });
 }
 
 Deno.test({

@@ -1,21 +1,19 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { bearer, createTestApp } from "./_app.ts";
-import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
+import { SPECIALIZATION_IDS as SPECS } from "../lib/model.ts";
+import { hasServer, type TestDatabase } from "./_db.ts";
+import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
+import { desyncs } from "./_integrity.ts";
 import { addStudents, INSTRUCTOR_ID } from "./_students.ts";
 
 const PATH = "/api/v1/specializations/progress/update";
-const SPECS = ["PLAYER", "COACH", "INTERNSHIP"] as const;
-type App = Awaited<ReturnType<typeof createTestApp>>["app"];
+type App = TestApp["app"];
 
-async function withApp(pool: number, fn: (app: App, db: TestDatabase) => Promise<void>) {
-  const db = await createTestDatabase({ max: pool });
-  try {
+/** Students 1..100 on a pool of `pool` connections, then `fn`. */
+function withApp(pool: number, fn: (app: App, db: TestDatabase) => Promise<void>) {
+  return withTestApp({ pool }, async ({ app, db }) => {
     await addStudents(db, 100);
-    const { app } = await createTestApp(db);
     await fn(app, db);
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 async function post(app: App, body: unknown, headers: Record<string, string> = {}) {
@@ -24,21 +22,6 @@ async function post(app: App, body: unknown, headers: Record<string, string> = {
     headers: { ...await bearer(INSTRUCTOR_ID, "INSTRUCTOR"), "Content-Type": "application/json", ...headers },
     body: JSON.stringify(body),
   });
-}
-
-/** Pairs where progress, license, thresholds or ledger disagree. */
-async function desyncs(db: TestDatabase): Promise<number> {
-  const [{ n }] = await db.sql`
-    SELECT count(*)::int AS n
-    FROM specialization_progress p
-    FULL JOIN user_licenses l ON l.user_id = p.student_id AND l.specialization_type = p.specialization_id
-    LEFT JOIN (SELECT student_id, specialization_id, sum(xp_after - xp_before) AS xp FROM xp_events GROUP BY 1, 2) e
-      ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
-    WHERE p.id IS NULL OR l.id IS NULL OR l.current_level <> p.current_level
-       OR l.max_achieved_level < l.current_level
-       OR p.current_level <> level_for_xp(p.specialization_id, p.total_xp)
-       OR e.xp IS DISTINCT FROM p.total_xp`;
-  return n;
 }
 
 Deno.test({
@@ -75,7 +58,7 @@ Deno.test({
       );
     }
     assertEquals(rows.reduce((s, r) => s + r.events, 0), 500);
-    assertEquals(await desyncs(db), 0);
+    assertEquals(await desyncs(db.sql), 0);
   }));
 
 Deno.test({
@@ -99,7 +82,7 @@ Deno.test({
              (SELECT count(*) FROM user_licenses WHERE user_id = 77)::int AS licenses,
              (SELECT total_xp FROM specialization_progress WHERE student_id = 77) AS xp`;
     assertEquals([counts.progress, counts.licenses, counts.xp], [1, 1, 500]);
-    assertEquals(await desyncs(db), 0);
+    assertEquals(await desyncs(db.sql), 0);
   }));
 
 Deno.test({
@@ -155,5 +138,5 @@ Deno.test({
     assertEquals([row.total_xp, row.events], [75, 2]);
     // The other writer committed, so the aborted side was ours: a 200 means it was retried.
     assertEquals(otherFailed, false);
-    assertEquals(await desyncs(db), 0);
+    assertEquals(await desyncs(db.sql), 0);
   }));

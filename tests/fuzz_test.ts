@@ -1,14 +1,14 @@
 import { assert } from "./_assert.ts";
 import fc from "fast-check";
 import { z } from "zod";
-import { documentedMounted, type RouteDoc } from "../lib/openapi.ts";
 import { setQuiet } from "../lib/log.ts";
-import { bearer, createTestApp } from "./_app.ts";
-import { createTestDatabase } from "./_db.ts";
+import { API_CONTRACT } from "../routes/contract.ts";
+import type { RouteDoc } from "../routes/openapi_document.ts";
+import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
 
 const RUNS = 1000;
 
-type App = Awaited<ReturnType<typeof createTestApp>>["app"];
+type App = TestApp["app"];
 
 /** Values that stress validators: edge numbers, wrong types, SQL and markup, huge and odd strings. */
 const nasty = fc.oneof(
@@ -112,20 +112,16 @@ async function assertNo5xx(app: App, doc: RouteDoc, path: string, init: RequestI
   }
 }
 
-Deno.test(`${RUNS} random bodies to each JSON endpoint never produce a 5xx`, async (t) => {
-  const db = await createTestDatabase({ max: 4 });
-  const logDir = await Deno.makeTempDir();
-  setQuiet(true);
-  try {
-    // Checks started by check-now write their JSON logs here, not into the work tree.
-    const { app } = await createTestApp(db, { LOG_DIR: logDir });
+Deno.test(`${RUNS} random bodies to each JSON endpoint never produce a 5xx`, (t) =>
+  withTestApp(async ({ app, db }) => {
+    setQuiet(true);
     // Students 1..3 exist, so well-formed bodies really apply XP; the caller is a real admin.
     await db.sql`
       INSERT INTO users (id, email, hashed_password, role)
       VALUES (1, 's1@example.test', 'x', 'STUDENT'), (2, 's2@example.test', 'x', 'STUDENT'),
              (3, 's3@example.test', 'x', 'STUDENT'), (100, 'a@example.test', 'x', 'ADMIN')`;
     const admin = await bearer(100, "ADMIN");
-    const routes = documentedMounted(app.routes).filter((d) => d.body);
+    const routes = API_CONTRACT.filter((d) => d.body);
     assert(routes.length >= 1, "login at least");
     for (const doc of routes) {
       await t.step(`${doc.method} ${doc.path}`, async () => {
@@ -146,21 +142,13 @@ Deno.test(`${RUNS} random bodies to each JSON endpoint never produce a 5xx`, asy
         report(doc);
       });
     }
-  } finally {
-    await db.close();
-    await Deno.remove(logDir, { recursive: true });
-  }
-});
+  }));
 
-Deno.test(`${RUNS} random query strings to each endpoint with a query never produce a 5xx`, async (t) => {
-  const db = await createTestDatabase({ max: 4 });
-  const logDir = await Deno.makeTempDir();
-  setQuiet(true);
-  try {
-    // Checks started by check-now write their JSON logs here, not into the work tree.
-    const { app } = await createTestApp(db, { LOG_DIR: logDir });
+Deno.test(`${RUNS} random query strings to each endpoint with a query never produce a 5xx`, (t) =>
+  withTestApp(async ({ app }) => {
+    setQuiet(true);
     const admin = await bearer(1, "ADMIN");
-    for (const doc of documentedMounted(app.routes).filter((d) => d.query)) {
+    for (const doc of API_CONTRACT.filter((d) => d.query)) {
       const keys = doc.query instanceof z.ZodObject ? Object.keys(doc.query.shape) : [];
       const params = fc.array(
         fc.tuple(fc.oneof(fc.constantFrom(...keys), fc.string({ maxLength: 6 })), queryValue),
@@ -177,8 +165,4 @@ Deno.test(`${RUNS} random query strings to each endpoint with a query never prod
         report(doc);
       });
     }
-  } finally {
-    await db.close();
-    await Deno.remove(logDir, { recursive: true });
-  }
-});
+  }));

@@ -1,24 +1,16 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { bearer, createTestApp } from "./_app.ts";
-import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
+import { hasServer, type TestDatabase } from "./_db.ts";
+import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
 import { breakKnownPairs, seedConsistent } from "./_integrity.ts";
 
-async function withApp(
-  fn: (ctx: {
-    db: TestDatabase;
-    app: Awaited<ReturnType<typeof createTestApp>>["app"];
-    auth: Record<string, string>;
-  }) => Promise<void>,
+/** An app with the schedule configured (so next_check_at is set) and an admin's token. */
+function withApp(
+  fn: (ctx: { db: TestDatabase; app: TestApp["app"]; auth: Record<string, string> }) => Promise<void>,
 ) {
-  const db = await createTestDatabase({ max: 8 });
-  const logDir = await Deno.makeTempDir({ prefix: "levelguard-logs-" });
-  try {
-    const { app } = await createTestApp(db, { LOG_DIR: logDir, SCAN_ENABLED: "1", SCAN_CRON: "*/5 * * * *" });
-    await fn({ db, app, auth: await bearer(201, "ADMIN") });
-  } finally {
-    await db.close();
-    await Deno.remove(logDir, { recursive: true });
-  }
+  return withTestApp(
+    { pool: 8, env: { SCAN_ENABLED: "1", SCAN_CRON: "*/5 * * * *" } },
+    async ({ db, app }) => await fn({ db, app, auth: await bearer(201, "ADMIN") }),
+  );
 }
 
 const STATUS_KEYS = [
@@ -133,15 +125,16 @@ Deno.test({
 
 Deno.test("metrics aggregate the window's checks, with history points", () =>
   withApp(async ({ db, app, auth }) => {
+    // History first (ids follow time, as in production): a scheduled success three hours ago.
+    await db.sql`INSERT INTO integrity_checks (trigger, outcome, status, started_at, finished_at, duration_ms,
+        pairs_checked, consistent_pairs, violation_count, consistency_rate)
+      VALUES ('schedule', 'success', 'healthy', now() - interval '3 hours', now() - interval '3 hours', 10, 10, 10, 0, 1)`;
     await seedConsistent(db.sql, 50);
     await app.request("/api/v1/health/check-now", { method: "POST", headers: auth });
     await breakKnownPairs(db.sql);
     await app.request("/api/v1/health/check-now", { method: "POST", headers: auth });
     await db.sql`INSERT INTO integrity_checks (trigger, outcome, finished_at, duration_ms)
       VALUES ('schedule', 'skipped', now(), 0), ('schedule', 'failure', now(), 3)`;
-    await db.sql`INSERT INTO integrity_checks (trigger, outcome, status, started_at, finished_at, duration_ms,
-        pairs_checked, consistent_pairs, violation_count, consistency_rate)
-      VALUES ('schedule', 'success', 'healthy', now() - interval '3 hours', now() - interval '3 hours', 10, 10, 10, 0, 1)`;
 
     const hour = await (await app.request("/api/v1/health/metrics?window=1h", { headers: auth })).json();
     assertEquals(hour.window, "1h");

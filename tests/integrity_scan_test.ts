@@ -1,27 +1,15 @@
-import { runCli } from "./_cli.ts";
 import { assert, assertEquals } from "./_assert.ts";
 import { join } from "node:path";
 import { DEGRADED_MIN_RATE, HEALTHY_MIN_RATE, statusFor } from "../lib/integrity/status.ts";
 import { pruneCheckLogs } from "../lib/integrity/log_files.ts";
-import { bearer, createTestApp } from "./_app.ts";
-import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
+import { hasServer } from "./_db.ts";
+import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
 import { breakKnownPairs, dropLicenses, type Expected, seedConsistent, sortExpected } from "./_integrity.ts";
+import { runScript } from "./_process.ts";
 
 const ADMIN_ID = 201;
 
-async function withDb(fn: (db: TestDatabase, logDir: string) => Promise<void>) {
-  const db = await createTestDatabase({ max: 6 });
-  const logDir = await Deno.makeTempDir({ prefix: "levelguard-logs-" });
-  try {
-    await fn(db, logDir);
-  } finally {
-    await db.close();
-    await Deno.remove(logDir, { recursive: true });
-  }
-}
-
-async function appFor(db: TestDatabase, logDir: string) {
-  const { app } = await createTestApp(db, { LOG_DIR: logDir });
+async function appFor(app: TestApp["app"]) {
   const auth = await bearer(ADMIN_ID, "ADMIN");
   const post = (path: string, body?: unknown) =>
     app.request(path, {
@@ -48,10 +36,10 @@ async function allViolations(get: (path: string) => Response | Promise<Response>
 }
 
 Deno.test("the scan reports exactly the seeded desyncs of every kind, with the right rate and status", () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
     const pairs = await seedConsistent(db.sql);
     const { expected, brokenPairs } = await breakKnownPairs(db.sql);
-    const { post, get } = await appFor(db, logDir);
+    const { post, get } = await appFor(app);
 
     const res = await post("/api/v1/health/check-now");
     assertEquals(res.status, 200);
@@ -81,10 +69,10 @@ Deno.test("the scan reports exactly the seeded desyncs of every kind, with the r
   }));
 
 Deno.test("violation details carry the values that disagree", () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql, 50);
     await breakKnownPairs(db.sql);
-    const { post, get } = await appFor(db, logDir);
+    const { post, get } = await appFor(app);
     await post("/api/v1/health/check-now");
     const page = await (await get("/api/v1/health/violations?kind=LEDGER_MISMATCH")).json();
     assertEquals(page.total, 1);
@@ -95,8 +83,8 @@ Deno.test("violation details carry the values that disagree", () =>
   }));
 
 Deno.test("a consistent database is healthy with rate 1, and an empty one too", () =>
-  withDb(async (db, logDir) => {
-    const { post } = await appFor(db, logDir);
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
+    const { post } = await appFor(app);
     const empty = await (await post("/api/v1/health/check-now")).json();
     assertEquals([empty.pairs_checked, empty.consistency_rate, empty.status], [0, 1, "healthy"]);
     const pairs = await seedConsistent(db.sql, 100);
@@ -110,10 +98,10 @@ Deno.test("a consistent database is healthy with rate 1, and an empty one too", 
   }));
 
 Deno.test("check-now with user_id checks that student only and records the scope", () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql, 50);
     const { expected } = await breakKnownPairs(db.sql);
-    const { post, get } = await appFor(db, logDir);
+    const { post, get } = await appFor(app);
     const target = expected.find((e) => e.kind === "MISSING_LICENSE")!;
     const res = await post("/api/v1/health/check-now", { user_id: target.student_id });
     assertEquals(res.status, 200);
@@ -144,7 +132,7 @@ Deno.test("status thresholds: healthy from 99 %, degraded from 95 %, critical be
 });
 
 Deno.test("each check writes a JSON log that parses, and old logs are pruned", () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, logDir, app }) => {
     await seedConsistent(db.sql, 50);
     await breakKnownPairs(db.sql);
     const dir = join(logDir, "integrity_checks");
@@ -154,7 +142,7 @@ Deno.test("each check writes a JSON log that parses, and old logs are pruned", (
     const unrelated = join(dir, "notes.txt");
     await Deno.writeTextFile(unrelated, "kept");
 
-    const { post } = await appFor(db, logDir);
+    const { post } = await appFor(app);
     const check = await (await post("/api/v1/health/check-now")).json();
     const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
     const mine = names.filter((n) => n.endsWith(`_${check.id}.json`));
@@ -177,14 +165,14 @@ Deno.test("each check writes a JSON log that parses, and old logs are pruned", (
   }));
 
 Deno.test("old checks and their violations are pruned after INTEGRITY_HISTORY_DAYS", () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql, 20);
     const [old] = await db.sql`
       INSERT INTO integrity_checks (trigger, outcome, started_at, finished_at)
       VALUES ('schedule', 'success', now() - interval '31 days', now() - interval '31 days') RETURNING id`;
     await db.sql`INSERT INTO integrity_violations (check_id, kind, student_id, specialization_id)
       VALUES (${old.id}, 'MISSING_LICENSE', 1, 'PLAYER')`;
-    const { post } = await appFor(db, logDir);
+    const { post } = await appFor(app);
     await post("/api/v1/health/check-now");
     const rows = await db.sql`SELECT id FROM integrity_checks WHERE id = ${old.id}`;
     assertEquals(rows.length, 0);
@@ -194,10 +182,10 @@ Deno.test("old checks and their violations are pruned after INTEGRITY_HISTORY_DA
   }));
 
 Deno.test("repair fixes exactly the repairable reported pairs, reports the rest, and a rescan is healthy", () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql);
     const { expected } = await breakKnownPairs(db.sql);
-    const { post } = await appFor(db, logDir);
+    const { post } = await appFor(app);
     await post("/api/v1/health/check-now");
 
     const res = await post("/api/v1/health/violations/repair", { dry_run: false });
@@ -238,7 +226,7 @@ Deno.test("repair fixes exactly the repairable reported pairs, reports the rest,
   }));
 
 Deno.test("a repair dry run reports the changes and writes nothing", () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql, 80);
     const { expected } = await breakKnownPairs(db.sql);
     const snapshot = () =>
@@ -247,7 +235,7 @@ Deno.test("a repair dry run reports the changes and writes nothing", () =>
              (SELECT md5(string_agg(l::text, ',' ORDER BY id)) FROM user_licenses l) AS licenses,
              (SELECT count(*)::int FROM audit_log) AS audits`;
     const [before] = await snapshot();
-    const { post } = await appFor(db, logDir);
+    const { post } = await appFor(app);
     const res = await post("/api/v1/health/violations/repair", { dry_run: true });
     assertEquals(res.status, 200);
     const result = await res.json();
@@ -269,8 +257,8 @@ Deno.test("a repair dry run reports the changes and writes nothing", () =>
   }));
 
 Deno.test("repair rejects bad input with 400 naming the field, and an unknown student with 404", () =>
-  withDb(async (db, logDir) => {
-    const { post } = await appFor(db, logDir);
+  withTestApp({ pool: 6 }, async ({ app }) => {
+    const { post } = await appFor(app);
     for (
       const [body, field] of [
         [{}, "dry_run"],
@@ -289,14 +277,14 @@ Deno.test("repair rejects bad input with 400 naming the field, and an unknown st
   }));
 
 function runScanCli(url: string, logDir: string) {
-  return runCli("lib/cli/scan.ts", [], { DATABASE_URL: url, LOG_DIR: logDir });
+  return runScript("lib/cli/scan.ts", [], { DATABASE_URL: url, LOG_DIR: logDir });
 }
 
 Deno.test({
   name: "deno task scan prints a summary and exits 0 when healthy, 2 when critical",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, logDir) => {
+  withTestApp({ pool: 6 }, async ({ db, logDir }) => {
     await seedConsistent(db.sql, 100);
     const ok = await runScanCli(db.url, logDir);
     assertEquals(ok.code, 0, ok.stderr);

@@ -1,21 +1,19 @@
 import { assert, assertEquals } from "./_assert.ts";
-import type { ProgressUpdateResult } from "../lib/coupling.ts";
-import { bearer, createTestApp } from "./_app.ts";
-import { createTestDatabase, type TestDatabase } from "./_db.ts";
+import { pruneIdempotencyKeys } from "../lib/coupling.ts";
+import type { ProgressUpdateResult } from "../routes/schemas.ts";
+import type { TestDatabase } from "./_db.ts";
+import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
 import { addStudents, ADMIN_ID, INSTRUCTOR_ID } from "./_students.ts";
 
 const PATH = "/api/v1/specializations/progress/update";
-type App = Awaited<ReturnType<typeof createTestApp>>["app"];
+type App = TestApp["app"];
 
-async function withApp(fn: (app: App, db: TestDatabase) => Promise<void>) {
-  const db = await createTestDatabase({ max: 4 });
-  try {
+/** Students 1..5, an admin and an instructor, then `fn`. */
+function withApp(fn: (app: App, db: TestDatabase) => Promise<void>) {
+  return withTestApp(async ({ app, db }) => {
     await addStudents(db, 5);
-    const { app } = await createTestApp(db);
     await fn(app, db);
-  } finally {
-    await db.close();
-  }
+  });
 }
 
 async function award(app: App, body: unknown, headers: Record<string, string> = {}, actor = INSTRUCTOR_ID) {
@@ -237,7 +235,6 @@ Deno.test("a token whose user was deleted or deactivated awards nothing (401)", 
 
 Deno.test("idempotency keys are kept 48 h, then pruned", () =>
   withApp(async (app, db) => {
-    const { pruneIdempotencyKeys } = await import("../lib/coupling.ts");
     await award(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 1 }, {
       "Idempotency-Key": "old",
     });

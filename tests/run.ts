@@ -6,7 +6,8 @@
  */
 import postgres from "postgres";
 import { migrate } from "../lib/migrate.ts";
-import { type Cluster, findPgBin, startCluster } from "./_cluster.ts";
+import { type Cluster, findPgBin, startCluster } from "../lib/dev/cluster.ts";
+import { hermeticEnv } from "./_process.ts";
 
 const TEMPLATE = `levelguard_template_${Deno.pid}`;
 
@@ -31,7 +32,15 @@ function withDatabase(url: string, name: string): string {
 }
 
 const server = await pickServer();
-const env: Record<string, string> = { LEVELGUARD_TEST: "1" };
+// Tests never write into the checkout: anything that falls back to the
+// default directories lands in a temp folder removed at the end.
+const scratch = await Deno.makeTempDir({ prefix: "levelguard-tests-" });
+const env: Record<string, string> = {
+  LEVELGUARD_TEST: "1",
+  LOG_DIR: `${scratch}/logs`,
+  DATA_DIR: `${scratch}/data`,
+};
+if (Deno.env.get("LG_SLOW_TESTS")) env.LG_SLOW_TESTS = "1";
 if (server) {
   console.log(`tests: PostgreSQL server: ${server.label}`);
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });
@@ -53,7 +62,9 @@ if (server) {
 const args = Deno.args.length ? Deno.args : ["tests/"];
 const child = new Deno.Command(Deno.execPath(), {
   args: ["test", "-A", "--parallel", ...args],
-  env,
+  // Hermetic: nothing exported in the developer's shell reaches the tests.
+  env: hermeticEnv(env),
+  clearEnv: true,
   stdout: "inherit",
   stderr: "inherit",
 }).spawn();
@@ -65,4 +76,5 @@ if (server) {
   await admin.end();
   await server.cluster?.stop();
 }
+await Deno.remove(scratch, { recursive: true }).catch(() => {});
 Deno.exit(status.code);

@@ -1,23 +1,20 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { loadConfig } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
 import { nextCronTime } from "../lib/integrity/cron_next.ts";
-import { healthMetrics } from "../lib/integrity/metrics.ts";
+import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { healthReport } from "../lib/integrity/report.ts";
-import { runnerFor, SCAN_LOCK_KEY } from "../lib/integrity/runner.ts";
+import { IntegrityRunner, SCAN_LOCK_KEY } from "../lib/integrity/runner.ts";
 import { CRON_NAME, runScheduled, scheduleIntegrityScan } from "../lib/integrity/schedule.ts";
-import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
+import { hasServer, type TestDatabase } from "./_db.ts";
+import { type TestApp, withTestApp } from "./_fixture.ts";
 import { seedConsistent } from "./_integrity.ts";
+import { spawnScript } from "./_process.ts";
 
-async function withDb(fn: (db: TestDatabase, config: ReturnType<typeof loadConfig>) => Promise<void>) {
-  const db = await createTestDatabase({ max: 4 });
-  const logDir = await Deno.makeTempDir({ prefix: "levelguard-logs-" });
-  try {
-    await fn(db, loadConfig({ LOG_DIR: logDir, SCAN_CRON: "*/2 * * * *" }));
-  } finally {
-    await db.close();
-    await Deno.remove(logDir, { recursive: true });
-  }
+const SCHEDULED = { SCAN_ENABLED: "1", SCAN_CRON: "*/2 * * * *" };
+
+/** A runner on its own pool: what a second instance of the app would have. */
+function instance(t: TestApp, pool = 3) {
+  return new IntegrityRunner(t.db.connect(pool), { logDir: t.logDir, historyDays: 30 });
 }
 
 async function until(what: string, test: () => Promise<boolean>) {
@@ -50,11 +47,12 @@ Deno.test({
   name: "two instances fired by the same tick run one scan: one success, one skipped",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, config) => {
+  withTestApp(async (t) => {
+    const { db } = t;
     await seedConsistent(db.sql, 100);
-    const [a, b] = [db.connect(3), db.connect(3)];
+    const [a, b] = [instance(t), instance(t)];
     const release = await blockScans(db);
-    const runs = Promise.all([runScheduled(a, config), runScheduled(b, config)]);
+    const runs = Promise.all([runScheduled(a), runScheduled(b)]);
     await until("one instance records a skipped run", async () => {
       const [row] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks WHERE outcome = 'skipped'`;
       return row.n === 1;
@@ -76,34 +74,35 @@ Deno.test({
   name: "an instance whose cron fires a moment after another's finished scan skips that tick",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, config) => {
-    await seedConsistent(db.sql, 30);
-    const first = await runScheduled(db.connect(3), config);
-    const late = await runScheduled(db.connect(3), config);
+  withTestApp(async (t) => {
+    await seedConsistent(t.db.sql, 30);
+    const first = await runScheduled(instance(t));
+    const late = await runScheduled(instance(t));
     assertEquals([first!.outcome, late!.outcome], ["success", "skipped"]);
     assertEquals(late!.error, `this tick was already handled by check ${first!.id}`);
     // A manual check is never deduplicated.
-    assertEquals((await runnerFor(db.sql, config).run("manual")).outcome, "success");
+    assertEquals((await t.deps.runner.run("manual")).outcome, "success");
   }));
 
 Deno.test({
   name: "a manual check while another instance scans waits for that scan and returns its check",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, config) => {
+  withTestApp({ env: SCHEDULED }, async (t) => {
+    const { db, config } = t;
     await seedConsistent(db.sql, 50);
-    const [a, b] = [db.connect(3), db.connect(3)];
+    const [a, b] = [instance(t), instance(t)];
     const release = await blockScans(db);
-    const scheduled = runScheduled(a, config);
+    const scheduled = runScheduled(a);
     await until("the scheduled scan holds the lock", lockHeld(db.sql));
     // Any instance's status sees the other instance's scan running.
-    assertEquals((await healthReport(b, config, false)).scan_running, true);
-    const manual = runnerFor(b, config).run("manual");
+    assertEquals((await healthReport(b.sql, config, false)).scan_running, true);
+    const manual = b.run("manual");
     await new Promise((r) => setTimeout(r, 100));
     await release();
     const [s, m] = await Promise.all([scheduled, manual]);
     assertEquals(m.id, s!.id);
-    assertEquals((await healthReport(b, config, false)).scan_running, false);
+    assertEquals((await healthReport(b.sql, config, false)).scan_running, false);
     assertEquals(m.outcome, "success");
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks`;
     assertEquals(n, 1);
@@ -113,23 +112,25 @@ Deno.test({
   name: "a scheduled tick while this process is already checking is recorded as skipped",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, config) => {
+  withTestApp(async ({ db, deps }) => {
     await seedConsistent(db.sql, 50);
     const release = await blockScans(db);
-    const manual = runnerFor(db.sql, config).run("manual");
+    const manual = deps.runner.run("manual");
     await until("the manual check holds the lock", lockHeld(db.sql));
-    const tick = await runScheduled(db.sql, config);
+    const tick = await runScheduled(deps.runner);
     assertEquals([tick!.trigger, tick!.outcome], ["schedule", "skipped"]);
     await release();
     assertEquals((await manual).outcome, "success");
   }));
 
 Deno.test("the schedule registers the cron job on SCAN_CRON, checks at startup, and a tick runs a check", () =>
-  withDb(async (db, config) => {
+  withTestApp(async ({ db, deps }) => {
     await seedConsistent(db.sql, 30);
     const registered: { name: string; schedule: string; handler: () => Promise<void> }[] = [];
-    const { startup } = scheduleIntegrityScan(config, db.sql, (name, schedule, handler) => {
-      registered.push({ name, schedule, handler });
+    const { startup } = scheduleIntegrityScan(deps.runner, "*/2 * * * *", {
+      cron: (name, schedule, _options, handler) => {
+        registered.push({ name, schedule, handler });
+      },
     });
     assertEquals(registered.map((r) => [r.name, r.schedule]), [[CRON_NAME, "*/2 * * * *"]]);
     assertEquals((await startup)!.trigger, "startup");
@@ -143,21 +144,16 @@ Deno.test("the schedule registers the cron job on SCAN_CRON, checks at startup, 
 
 /** Starts `main.ts` on the test database with the schedule on. */
 function startApp(db: TestDatabase, logDir: string, cron: string) {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts"],
-    env: {
-      DATABASE_URL: db.url,
-      PORT: "0",
-      HOST: "127.0.0.1",
-      JWT_SECRET: "x".repeat(40),
-      LOG_DIR: logDir,
-      LOG_REQUESTS: "0",
-      SCAN_ENABLED: "1",
-      SCAN_CRON: cron,
-    },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  return spawnScript("main.ts", [], {
+    DATABASE_URL: db.url,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    JWT_SECRET: "x".repeat(40),
+    LOG_DIR: logDir,
+    LOG_REQUESTS: "0",
+    SCAN_ENABLED: "1",
+    SCAN_CRON: cron,
+  });
 }
 
 async function stop(child: Deno.ChildProcess) {
@@ -177,9 +173,9 @@ Deno.test({
   name: "the app registers the cron job at startup when SCAN_ENABLED and checks right away",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, config) => {
+  withTestApp(async ({ db, logDir }) => {
     await seedConsistent(db.sql, 30);
-    const child = startApp(db, config.LOG_DIR, "0 0 1 1 *");
+    const child = startApp(db, logDir, "0 0 1 1 *");
     try {
       await until("the startup check is recorded", async () => await countWhere(db, "success")() === 1);
     } finally {
@@ -194,10 +190,10 @@ Deno.test({
   name: "two app processes starting on one database run one startup scan: the other records a skip",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, config) => {
+  withTestApp(async ({ db, logDir }) => {
     await seedConsistent(db.sql, 30);
     const release = await blockScans(db);
-    const apps = [startApp(db, config.LOG_DIR, "0 0 1 1 *"), startApp(db, config.LOG_DIR, "0 0 1 1 *")];
+    const apps = [startApp(db, logDir, "0 0 1 1 *"), startApp(db, logDir, "0 0 1 1 *")];
     try {
       await until(
         "one app records a skipped startup run",
@@ -221,9 +217,9 @@ Deno.test({
   name: "two app processes with an every-minute cron run one scan per tick",
   ignore: !hasServer || !Deno.env.get("LG_SLOW_TESTS"),
 }, () =>
-  withDb(async (db, config) => {
+  withTestApp(async ({ db, logDir }) => {
     await seedConsistent(db.sql, 30);
-    const apps = [startApp(db, config.LOG_DIR, "* * * * *"), startApp(db, config.LOG_DIR, "* * * * *")];
+    const apps = [startApp(db, logDir, "* * * * *"), startApp(db, logDir, "* * * * *")];
     try {
       const ticks = async () => {
         const [row] = await db.sql`
@@ -253,13 +249,14 @@ Deno.test({
   name: "a failed scan is recorded as a failure with its cause, and keeps no violations",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db, config) => {
+  withTestApp(async (t) => {
+    const { db } = t;
     await seedConsistent(db.sql, 30);
     const name = new URL(db.url).pathname.slice(1);
     await db.sql.unsafe(`ALTER DATABASE ${name} SET lock_timeout = '200ms'`);
     const release = await blockScans(db);
-    const impatient = db.connect(3);
-    const check = await runScheduled(impatient, config);
+    const impatient = instance(t);
+    const check = await runScheduled(impatient);
     await release();
     assertEquals(check!.outcome, "failure");
     assert(check!.error!.includes("lock timeout"), check!.error!);
@@ -270,11 +267,11 @@ Deno.test({
   }));
 
 Deno.test("a full check left running by a dead process is closed as a failure by the next one", () =>
-  withDb(async (db, config) => {
+  withTestApp(async ({ db, deps }) => {
     const [stale] = await db.sql`
       INSERT INTO integrity_checks (trigger, outcome, started_at) VALUES ('schedule', 'running', now() - interval '1 hour')
       RETURNING id`;
-    await runScheduled(db.sql, config);
+    await runScheduled(deps.runner);
     const [row] = await db.sql`SELECT outcome, error FROM integrity_checks WHERE id = ${stale.id}`;
     assertEquals(row.outcome, "failure");
     assert(row.error.startsWith("interrupted"), row.error);

@@ -1,15 +1,7 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import postgres from "postgres";
-import { createTestDatabase, type TestDatabase } from "./_db.ts";
-
-async function withDb(fn: (db: TestDatabase) => Promise<void>) {
-  const db = await createTestDatabase({ max: 2 });
-  try {
-    await fn(db);
-  } finally {
-    await db.close();
-  }
-}
+import type { TestDatabase } from "./_db.ts";
+import { withTestApp } from "./_fixture.ts";
 
 async function student(db: TestDatabase, email = `s${crypto.randomUUID()}@x.test`): Promise<number> {
   const [row] = await db.sql<{ id: number }[]>`
@@ -18,7 +10,7 @@ async function student(db: TestDatabase, email = `s${crypto.randomUUID()}@x.test
 }
 
 Deno.test("level thresholds are data: 8, 8 and 5 levels starting at 0 XP", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const rows = await db.sql<{ id: string; max_levels: number; levels: number; thresholds: number[] }[]>`
       SELECT s.id, s.max_levels, count(*)::int AS levels, array_agg(l.xp_threshold ORDER BY l.level) AS thresholds
       FROM specializations s JOIN specialization_levels l ON l.specialization_id = s.id
@@ -35,7 +27,7 @@ Deno.test("level thresholds are data: 8, 8 and 5 levels starting at 0 XP", () =>
   }));
 
 Deno.test("level_for_xp picks the highest reached threshold and caps at max_levels", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const cases: [string, number, number][] = [
       ["PLAYER", 0, 1],
       ["PLAYER", 99, 1],
@@ -54,7 +46,7 @@ Deno.test("level_for_xp picks the highest reached threshold and caps at max_leve
   }));
 
 Deno.test("the database rejects levels outside 1..max_levels, negative XP and unknown roles", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const id = await student(db);
     const rejects = (q: () => Promise<unknown>) => assertRejects(q, postgres.PostgresError);
     await rejects(() =>
@@ -80,13 +72,13 @@ Deno.test("the database rejects levels outside 1..max_levels, negative XP and un
   }));
 
 Deno.test("emails are unique regardless of case", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     await student(db, "Ada@Example.com");
     await assertRejects(() => student(db, "ada@example.COM"), postgres.PostgresError);
   }));
 
 Deno.test("one progress row and one license per student and specialization", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const id = await student(db);
     await db
       .sql`INSERT INTO specialization_progress (student_id, specialization_id) VALUES (${id}, 'PLAYER')`;
@@ -103,7 +95,7 @@ Deno.test("one progress row and one license per student and specialization", () 
   }));
 
 Deno.test("the XP ledger is append-only: update, delete and truncate are refused", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const id = await student(db);
     await db.sql`
       INSERT INTO xp_events (student_id, specialization_id, xp_change, xp_before, xp_after, level_before, level_after)

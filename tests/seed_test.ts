@@ -1,8 +1,9 @@
-import { runCli } from "./_cli.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { Conflict } from "../lib/errors.ts";
 import { seed, type SeedOptions } from "../lib/seed.ts";
-import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
+import { hasServer } from "./_db.ts";
+import { withTestApp } from "./_fixture.ts";
+import { runScript } from "./_process.ts";
 
 const OPTIONS: SeedOptions = {
   students: 300,
@@ -12,17 +13,8 @@ const OPTIONS: SeedOptions = {
   studentPassword: "student-password",
 };
 
-async function withDb(fn: (db: TestDatabase) => Promise<void>) {
-  const db = await createTestDatabase({ max: 2 });
-  try {
-    await fn(db);
-  } finally {
-    await db.close();
-  }
-}
-
 Deno.test("seed gives students ids 1..N, plus an admin and an instructor after them", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const result = await seed(db.sql, OPTIONS);
     const rows = await db.sql<{ role: string; n: number; min: number; max: number }[]>`
       SELECT role, count(*)::int AS n, min(id) AS min, max(id) AS max FROM users GROUP BY role ORDER BY role`;
@@ -37,7 +29,7 @@ Deno.test("seed gives students ids 1..N, plus an admin and an instructor after t
   }));
 
 Deno.test("seeded progress is coupled: licenses match, levels follow thresholds, the ledger adds up", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const result = await seed(db.sql, OPTIONS);
     const [counts] = await db.sql`
       SELECT
@@ -66,7 +58,7 @@ Deno.test("seeded progress is coupled: licenses match, levels follow thresholds,
   }));
 
 Deno.test("--desync-rate breaks about that fraction of pairs, by license level or a missing license", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const result = await seed(db.sql, { ...OPTIONS, students: 1000, desyncRate: 0.1 });
     const [row] = await db.sql`
       SELECT count(*)::int AS n FROM specialization_progress p
@@ -78,7 +70,7 @@ Deno.test("--desync-rate breaks about that fraction of pairs, by license level o
   }));
 
 Deno.test("seed refuses a database that already has users, and writes nothing", () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     await seed(db.sql, { ...OPTIONS, students: 10 });
     await assertRejects(() => seed(db.sql, { ...OPTIONS, students: 10 }), Conflict);
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM users`;
@@ -86,14 +78,14 @@ Deno.test("seed refuses a database that already has users, and writes nothing", 
   }));
 
 function runSeed(args: string[], env: Record<string, string>) {
-  return runCli("lib/cli/seed.ts", args, env);
+  return runScript("lib/cli/seed.ts", args, env);
 }
 
 Deno.test({
   name: "deno task seed fills the database and explains bad input in one line",
   ignore: !hasServer,
 }, () =>
-  withDb(async (db) => {
+  withTestApp(async ({ db }) => {
     const env = {
       DATABASE_URL: db.url,
       SEED_ADMIN_PASSWORD: "admin-pass-1",

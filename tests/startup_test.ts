@@ -1,23 +1,11 @@
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { createTestDatabase, hasServer } from "./_db.ts";
+import { hasServer } from "./_db.ts";
+import { closedPort, withTestApp } from "./_fixture.ts";
+import { runScript } from "./_process.ts";
 
 async function startMain(env: Record<string, string>) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "main.ts"],
-    env: { PORT: "0", HOST: "127.0.0.1", SCAN_ENABLED: "0", ...env },
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr).trim();
-  return { code: out.code, stderr };
-}
-
-function closedPort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  const out = await runScript("main.ts", [], { PORT: "0", HOST: "127.0.0.1", SCAN_ENABLED: "0", ...env });
+  return { code: out.code, stderr: out.stderr.trim() };
 }
 
 Deno.test("bad configuration stops startup with one line naming the variable", async () => {
@@ -39,19 +27,20 @@ Deno.test("a database that is down stops startup with one line", async () => {
 
 Deno.test(
   { name: "a tampered, already-applied migration stops startup with one line", ignore: !hasServer },
-  async () => {
-    const db = await createTestDatabase({ max: 1 });
-    try {
+  () =>
+    withTestApp(async ({ db, dataDir, logDir }) => {
       await db.sql`UPDATE schema_migrations SET checksum = 'tampered' WHERE name = '0001_core_schema.sql'`;
-      const { code, stderr } = await startMain({ DATABASE_URL: db.url, JWT_SECRET: "x".repeat(40) });
+      const { code, stderr } = await startMain({
+        DATABASE_URL: db.url,
+        JWT_SECRET: "x".repeat(40),
+        DATA_DIR: dataDir,
+        LOG_DIR: logDir,
+      });
       assertEquals(code, 1);
       assertEquals(stderr.split("\n").length, 1, stderr);
       assert(
         stderr.startsWith("levelguard: migration 0001_core_schema.sql was changed after it was applied"),
         stderr,
       );
-    } finally {
-      await db.close();
-    }
-  },
+    }),
 );

@@ -1,33 +1,23 @@
-/** Shared start-up for command-line tasks: config, database, one-line failures. */
-import { type Config, ConfigError, loadConfig } from "../config.ts";
-import { type Database, DatabaseUnavailable, openDatabase } from "../db.ts";
-import { AppError } from "../errors.ts";
-import { MigrationTampered } from "../migrate.ts";
+/** Shared start-up for command-line tasks: config, database, services, one-line failures. */
+import { type Config, loadConfig } from "../config.ts";
+import { type Database, openDatabase } from "../db.ts";
+import { isOneLine } from "../errors.ts";
+import { buildServices, type Services } from "../services.ts";
 
-/** Errors that are explained in one line, without a stack trace. */
-export function isExpected(err: unknown): err is Error {
-  return err instanceof ConfigError || err instanceof DatabaseUnavailable ||
-    err instanceof MigrationTampered || err instanceof AppError || err instanceof UsageError;
-}
-
-/** Bad command-line arguments. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
-
-/** Runs a task with an open database; returns its exit code. */
+/** Runs a task with an open database and the process's services; exits with its code. */
 export async function runTask(
   name: string,
-  task: (ctx: { config: Config; db: Database }) => Promise<number | void>,
+  task: (ctx: { config: Config; db: Database; services: Services }) => Promise<number | void>,
 ): Promise<never> {
   let db: Database | undefined;
   let code = 0;
   try {
     const config = loadConfig();
     db = await openDatabase(config);
-    code = (await task({ config, db })) ?? 0;
+    const services = await buildServices(config, db.sql);
+    code = (await task({ config, db, services })) ?? 0;
   } catch (err) {
-    if (!isExpected(err)) throw err;
+    if (!isOneLine(err)) throw err;
     console.error(`${name}: ${err.message}`);
     code = 1;
   } finally {

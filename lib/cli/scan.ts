@@ -1,14 +1,13 @@
 /** `deno task scan`: one full integrity check; prints a summary; exit code 2 when critical, 1 when it failed. */
-import { runnerFor } from "../integrity/runner.ts";
 import { setQuiet } from "../log.ts";
 import { runTask } from "./_run.ts";
 
 /** Exit code when the check finds the data critical (for cron jobs and pipelines). */
 export const EXIT_CRITICAL = 2;
 
-await runTask("scan", async ({ config, db }) => {
+await runTask("scan", async ({ services }) => {
   setQuiet(true);
-  const check = await runnerFor(db.sql, config).run("cli");
+  const check = await services.runner.run("cli");
   if (check.outcome !== "success") {
     console.error(`scan: check ${check.id} ${check.outcome}: ${check.error ?? "no detail"}`);
     return 1;

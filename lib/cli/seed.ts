@@ -3,7 +3,8 @@ import { parseArgs } from "node:util";
 import { z } from "zod";
 import { migrate } from "../migrate.ts";
 import { seed } from "../seed.ts";
-import { runTask, UsageError } from "./_run.ts";
+import { UsageError } from "../errors.ts";
+import { runTask } from "./_run.ts";
 
 const argsSchema = z.object({
   students: z.coerce.number().int().min(0).max(50_000_000),

@@ -63,20 +63,12 @@ export async function repair(
     const buildPlan = (restrict: boolean) =>
       tx`
       CREATE TEMP TABLE integrity_repair_plan ON COMMIT DROP AS
-      WITH levels AS (
-        SELECT specialization_id, array_agg(xp_threshold ORDER BY xp_threshold) AS thresholds,
-               array_agg(reached ORDER BY xp_threshold) AS reached
-        FROM (
-          SELECT specialization_id, xp_threshold,
-                 max(level) OVER (PARTITION BY specialization_id ORDER BY xp_threshold) AS reached
-          FROM specialization_levels
-        ) s GROUP BY specialization_id
-      ), pairs AS (
+      WITH pairs AS (
         SELECT p.id AS progress_id, l.id AS license_id, p.student_id, p.specialization_id,
                p.current_level AS progress_before, l.current_level AS license_before,
-               l.max_achieved_level AS max_before, v.reached[width_bucket(p.total_xp, v.thresholds)] AS level
+               l.max_achieved_level AS max_before, level_on_scale(v.thresholds, v.reached, p.total_xp) AS level
         FROM specialization_progress p
-        JOIN levels v ON v.specialization_id = p.specialization_id
+        JOIN level_scale v ON v.specialization_id = p.specialization_id
         LEFT JOIN user_licenses l ON l.user_id = p.student_id AND l.specialization_type = p.specialization_id
         WHERE ${inScope("p.student_id")}
           ${restrict ? tx`AND p.id IN (SELECT progress_id FROM integrity_repair_candidates)` : tx``}
@@ -141,8 +133,7 @@ export async function repair(
       SELECT p.student_id, p.specialization_id, 'LEDGER_MISMATCH'
       FROM specialization_progress p
       LEFT JOIN (
-        SELECT student_id, specialization_id, sum((xp_after - xp_before)::float8) AS xp
-        FROM xp_events WHERE ${inScope("student_id")} GROUP BY student_id, specialization_id
+        SELECT student_id, specialization_id, xp FROM ledger_totals WHERE ${inScope("student_id")}
       ) e ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
       WHERE ${inScope("p.student_id")} AND p.total_xp <> coalesce(e.xp, 0)`;
     const notRepairable = await tx<(NotRepairable & { total: number })[]>`

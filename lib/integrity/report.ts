@@ -3,7 +3,7 @@ import type { Config } from "../config.ts";
 import type { Queryable } from "../db.ts";
 import { nextCronTime } from "./cron_next.ts";
 import { SCAN_LOCK_KEY } from "./runner.ts";
-import type { ViolationKind } from "./scan.ts";
+import type { ViolationKind } from "../model.ts";
 import { DEGRADED_MIN_RATE, type HealthStatus, HEALTHY_MIN_RATE } from "./status.ts";
 import { checkColumns, type CheckRecord } from "./store.ts";
 
@@ -34,10 +34,7 @@ export async function healthReport(
       WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = ${SCAN_LOCK_KEY} AND objsubid = 1
     ) AS scan_running
     FROM (SELECT 1) AS one
-    LEFT JOIN LATERAL (
-      SELECT ${checkColumns(q)} FROM integrity_checks
-      WHERE outcome = 'success' AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1
-    ) c ON true`;
+    LEFT JOIN LATERAL (SELECT ${checkColumns(q)} FROM latest_full_check) c ON true`;
   const { scan_running, found, ...check } = row;
   const next = config.SCAN_ENABLED ? nextCronTime(config.SCAN_CRON) : null;
   return {

@@ -3,7 +3,6 @@
  * caller joins the running one; across processes a PostgreSQL advisory lock
  * decides, and a scheduled run that does not get it is recorded as skipped.
  */
-import type { Config } from "../config.ts";
 import { describe, type Queryable, type Sql } from "../db.ts";
 import { Unavailable } from "../errors.ts";
 import { errorFields, log } from "../log.ts";
@@ -37,7 +36,7 @@ export interface RunnerOptions {
   partitions?: number;
 }
 
-/** Runs checks against one database; get the shared one with `runnerFor`. */
+/** Runs checks against one database; one per process, built where the process is wired. */
 export class IntegrityRunner {
   #running = new Map<string, Promise<CheckRecord>>();
   readonly partitions: number;
@@ -233,19 +232,4 @@ async function transaction<T>(conn: Sql, fn: (tx: Sql) => Promise<T>): Promise<T
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
-}
-
-const runners = new WeakMap<Sql, IntegrityRunner>();
-
-/** The one runner of a database pool in this process (routes, schedule and CLI share it). */
-export function runnerFor(
-  sql: Sql,
-  config: Pick<Config, "LOG_DIR" | "INTEGRITY_HISTORY_DAYS">,
-): IntegrityRunner {
-  let runner = runners.get(sql);
-  if (!runner) {
-    runner = new IntegrityRunner(sql, { logDir: config.LOG_DIR, historyDays: config.INTEGRITY_HISTORY_DAYS });
-    runners.set(sql, runner);
-  }
-  return runner;
 }

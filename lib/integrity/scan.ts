@@ -4,15 +4,8 @@
  * computed and stored by PostgreSQL; nothing proportional to the data passes
  * through this process.
  */
-import type { z } from "zod";
 import type { Queryable } from "../db.ts";
-import { violationKind } from "../schemas.ts";
-
-/** Violation kinds, in report order (the request schema's enum). */
-export const VIOLATION_KINDS = violationKind.options;
-
-/** One violation kind. */
-export type ViolationKind = z.infer<typeof violationKind>;
+import { VIOLATION_KINDS, type ViolationKind } from "../model.ts";
 
 /** What a scan of one range of students found. */
 export interface ScanCounts {
@@ -81,49 +74,34 @@ async function tune(tx: Queryable) {
 export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: number): Promise<ScanCounts> {
   await tune(tx);
   await tx`DROP TABLE IF EXISTS pg_temp.integrity_scan_found`;
-  // The ledger is summed in float8: every delta is a non-negative integer and
-  // total_xp is at most 2^53-1, so the sum is exact whenever it could equal
-  // total_xp (bigint's sum() is numeric, several times slower).
+  // The level rule (level_scale, level_on_scale) and the ledger sum
+  // (ledger_totals) are the database's own definitions (migrations/0005).
   await tx`
     CREATE TEMP TABLE integrity_scan_found ON COMMIT DROP AS
-    WITH levels AS (
-      -- Per specialization: thresholds ascending and the level each one reaches;
-      -- reached[width_bucket(xp, thresholds)] is level_for_xp() without a per-row call.
-      SELECT specialization_id,
-             array_agg(xp_threshold ORDER BY xp_threshold) AS thresholds,
-             array_agg(reached ORDER BY xp_threshold) AS reached
-      FROM (
-        SELECT specialization_id, xp_threshold,
-               max(level) OVER (PARTITION BY specialization_id ORDER BY xp_threshold) AS reached
-        FROM specialization_levels
-      ) s
-      GROUP BY specialization_id
-    ), ledger AS (
-      SELECT student_id, specialization_id, sum((xp_after - xp_before)::float8) AS xp
-      FROM xp_events WHERE student_id BETWEEN ${lo} AND ${hi}
-      GROUP BY student_id, specialization_id
-    ), pairs AS (
+    WITH pairs AS (
       -- Progress joined to its ledger first: the result stays in key order for the full join.
       SELECT coalesce(p.student_id, l.user_id) AS student_id,
              coalesce(p.specialization_id, l.specialization_type) AS specialization_id,
              p.student_id IS NOT NULL AS has_progress, l.user_id IS NOT NULL AS has_license,
              p.current_level AS progress_level, p.total_xp, coalesce(e.xp, 0) AS ledger_xp,
              l.current_level AS license_level, l.max_achieved_level,
-             v.reached[width_bucket(p.total_xp, v.thresholds)] AS expected_level
+             level_on_scale(v.thresholds, v.reached, p.total_xp) AS expected_level
       FROM (
         SELECT student_id, specialization_id, current_level, total_xp FROM specialization_progress
         WHERE student_id BETWEEN ${lo} AND ${hi}
       ) p
-      LEFT JOIN ledger e ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
+      LEFT JOIN (
+        SELECT student_id, specialization_id, xp FROM ledger_totals WHERE student_id BETWEEN ${lo} AND ${hi}
+      ) e ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
       FULL JOIN (
         SELECT user_id, specialization_type, current_level, max_achieved_level FROM user_licenses
         WHERE user_id BETWEEN ${lo} AND ${hi}
       ) l ON l.user_id = p.student_id AND l.specialization_type = p.specialization_id
-      LEFT JOIN levels v ON v.specialization_id = p.specialization_id
+      LEFT JOIN level_scale v ON v.specialization_id = p.specialization_id
       WHERE p.student_id IS NULL OR l.user_id IS NULL
          OR l.current_level <> p.current_level
          OR l.max_achieved_level < l.current_level
-         OR p.current_level <> v.reached[width_bucket(p.total_xp, v.thresholds)]
+         OR p.current_level <> level_on_scale(v.thresholds, v.reached, p.total_xp)
          OR p.total_xp <> coalesce(e.xp, 0)
     )
     SELECT x.student_id, x.specialization_id, k.kind, k.details

@@ -1,6 +1,7 @@
 /** Recording integrity checks: one `integrity_checks` row per run, its violations, history pruning. */
 import type { Queryable } from "../db.ts";
-import type { ScanCounts, ViolationKind } from "./scan.ts";
+import type { ViolationKind } from "../model.ts";
+import type { ScanCounts } from "./scan.ts";
 import { type CheckStatus, consistencyRate, statusFor } from "./status.ts";
 
 /** What started a check. */
@@ -30,8 +31,7 @@ export interface CheckRecord {
 
 /** Columns of a CheckRecord, timestamps as ISO strings. */
 const COLUMNS = `id, trigger, scope_user_id, outcome, status,
-  to_char(started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS started_at,
-  to_char(finished_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS finished_at,
+  iso_utc(started_at) AS started_at, iso_utc(finished_at) AS finished_at,
   duration_ms, pairs_checked, consistent_pairs, violation_count, consistency_rate, counts_by_kind, timings, error`;
 
 /** The select list of a CheckRecord (for queries in other modules). */
@@ -100,14 +100,6 @@ export async function closeInterrupted(q: Queryable) {
 /** One check by id. */
 export async function getCheck(q: Queryable, id: number): Promise<CheckRecord | null> {
   const [row] = await q<CheckRecord[]>`SELECT ${checkColumns(q)} FROM integrity_checks WHERE id = ${id}`;
-  return row ?? null;
-}
-
-/** The most recent successful full (unscoped) check. */
-export async function latestFullCheck(q: Queryable): Promise<CheckRecord | null> {
-  const [row] = await q<CheckRecord[]>`
-    SELECT ${checkColumns(q)} FROM integrity_checks
-    WHERE outcome = 'success' AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1`;
   return row ?? null;
 }
 

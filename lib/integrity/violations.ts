@@ -1,7 +1,7 @@
 /** GET /health/violations: one check's violations, filtered, keyset-paginated by id. */
 import type { Queryable } from "../db.ts";
 import { Invalid } from "../errors.ts";
-import type { ViolationKind } from "./scan.ts";
+import type { ViolationKind } from "../model.ts";
 
 /** One violation as the API returns it. */
 export interface ViolationItem {
@@ -55,8 +55,7 @@ export async function listViolations(q: Queryable, query: ViolationQuery): Promi
   const position = query.cursor ? decodeCursor(query.cursor) : null;
   let checkId = position?.checkId ?? null;
   if (checkId === null) {
-    const [latest] = await q<{ id: number }[]>`
-      SELECT id FROM integrity_checks WHERE outcome = 'success' AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1`;
+    const [latest] = await q<{ id: number }[]>`SELECT id FROM latest_full_check`;
     if (!latest) return { items: [], next_cursor: null, total: 0, check_id: null };
     checkId = latest.id;
   }

@@ -10,13 +10,14 @@ import { parseArgs } from "node:util";
 import postgres from "postgres";
 import { loadConfig } from "../../lib/config.ts";
 import { clientOptions } from "../../lib/db.ts";
-import { IntegrityRunner } from "../../lib/integrity/runner.ts";
-import { migrate, readMigrations } from "../../lib/migrate.ts";
+import { migrate } from "../../lib/migrate.ts";
+import { buildServices } from "../../lib/services.ts";
 import { setQuiet } from "../../lib/log.ts";
 import { seed } from "../../lib/seed.ts";
 import { issueToken } from "../../lib/tokens.ts";
 import { createApp } from "../../routes/app.ts";
-import { findPgBin, startCluster } from "../../tests/_cluster.ts";
+import { rateLimitStore } from "../../routes/middleware/rate_limit.ts";
+import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
 
 const RUNS = 3;
 const STATUS_REQUESTS = 500;
@@ -67,7 +68,14 @@ try {
     });
     // What autovacuum does on a live database (visibility map, statistics).
     await sql`VACUUM ANALYZE`;
-    const runner = new IntegrityRunner(sql, { logDir, historyDays: 30 });
+    const config = loadConfig({
+      LOG_REQUESTS: "0",
+      RATE_LIMIT_PER_MINUTE: "0",
+      SCAN_ENABLED: "1",
+      LOG_DIR: logDir,
+    });
+    const services = await buildServices(config, sql);
+    const { runner } = services;
     const before = Deno.memoryUsage().rss;
     const times: number[] = [];
     let peak = before;
@@ -82,10 +90,9 @@ try {
     const one: number[] = [];
     for (let i = 1; i <= 20; i++) one.push((await sampled(() => runner.run("manual", i * 7))).ms);
 
-    const config = loadConfig({ LOG_REQUESTS: "0", RATE_LIMIT_PER_MINUTE: "0", SCAN_ENABLED: "1" });
-    const jwtSecret = new TextEncoder().encode("bench-secret-bench-secret-bench-secret-00");
-    const app = createApp({ config, sql, migrations: await readMigrations(), jwtSecret });
-    const { token } = await issueToken(jwtSecret, { userId: seeded.adminId, role: "ADMIN" }, 600);
+    const tokenKey = new TextEncoder().encode("bench-secret-bench-secret-bench-secret-00");
+    const app = createApp({ ...services, tokenKey, rateLimitStore: rateLimitStore(config, sql) });
+    const { token } = await issueToken(tokenKey, { userId: seeded.adminId, role: "ADMIN" }, 600);
     const headers = { Authorization: `Bearer ${token}` };
     const latencies: number[] = [];
     for (let i = 0; i < STATUS_REQUESTS; i++) {

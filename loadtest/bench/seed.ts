@@ -8,7 +8,7 @@ import postgres from "postgres";
 import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { seed } from "../../lib/seed.ts";
-import { findPgBin, startCluster } from "../../tests/_cluster.ts";
+import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

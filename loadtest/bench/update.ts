@@ -13,7 +13,7 @@ import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { seed } from "../../lib/seed.ts";
 import { issueToken } from "../../lib/tokens.ts";
-import { findPgBin, startCluster } from "../../tests/_cluster.ts";
+import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

@@ -5,25 +5,34 @@ import { createMiddleware } from "hono/factory";
 import { MemoryStore, rateLimiter, type RateLimitInfo, type Store } from "hono-rate-limiter";
 import type { Config } from "../../lib/config.ts";
 import type { Sql } from "../../lib/db.ts";
-import { TooManyRequests } from "../../lib/errors.ts";
+import { clientAddress, inCidrs, limiterKey } from "../../lib/rate_limit/ip.ts";
 import {
   RATE_LIMIT_FREE_PATHS,
   RATE_LIMIT_WINDOW_MS,
   rateLimitHeaders,
   type RateLimitState,
   secondsUntil,
-} from "../../lib/rate_limit.ts";
-import { clientAddress, inCidrs, limiterKey, parseCidrList } from "../../lib/rate_limit_ip.ts";
-import { PostgresRateLimitStore } from "../../lib/rate_limit_store.ts";
-import type { AppEnv } from "../env.ts";
+} from "../../lib/rate_limit/policy.ts";
+import { PostgresRateLimitStore } from "../../lib/rate_limit/postgres_store.ts";
+import { HttpProblem } from "../problem.ts";
 
 /** Context variables of the limiter. */
-type LimitEnv = AppEnv & { Variables: { clientAddress: bigint | null; rateLimit: RateLimitInfo } };
+type LimitEnv = { Variables: { clientAddress: bigint | null; rateLimit: RateLimitInfo } };
+
+/** The counters one process (memory) or every instance (postgres) shares. */
+export type RateLimitStore = Store<LimitEnv>;
 
 type LimitConfig = Pick<
   Config,
   "RATE_LIMIT_PER_MINUTE" | "RATE_LIMIT_EXEMPT" | "RATE_LIMIT_STORE" | "TRUST_PROXY"
 >;
+
+/** The store `RATE_LIMIT_STORE` names; build it once per process. */
+export function rateLimitStore(config: Pick<Config, "RATE_LIMIT_STORE">, sql: Sql): RateLimitStore {
+  return config.RATE_LIMIT_STORE === "postgres"
+    ? new PostgresRateLimitStore(sql, { windowMs: RATE_LIMIT_WINDOW_MS })
+    : new MemoryStore<LimitEnv>();
+}
 
 /**
  * The socket's peer address. `Deno.serve` hands it to `app.fetch` as the env
@@ -47,24 +56,23 @@ function state(info: RateLimitInfo): RateLimitState {
  * (none when 0); exempt CIDRs pass uncounted. 429 is a problem with
  * `Retry-After`; every counted response carries `RateLimit-Policy`/`RateLimit`.
  */
-export function rateLimit(config: LimitConfig, sql: Sql) {
+export function rateLimit({ config, store }: { config: LimitConfig; store: RateLimitStore }) {
   const limit = config.RATE_LIMIT_PER_MINUTE;
-  if (limit === 0) return createMiddleware<LimitEnv>(async (_c, next) => await next());
-  const exempt = parseCidrList(config.RATE_LIMIT_EXEMPT);
-  const windowMs = RATE_LIMIT_WINDOW_MS;
-  const store: Store<LimitEnv> = config.RATE_LIMIT_STORE === "postgres"
-    ? new PostgresRateLimitStore(sql, { windowMs })
-    : new MemoryStore<LimitEnv>();
+  if (limit === 0) return createMiddleware(async (_c, next) => await next());
+  const exempt = config.RATE_LIMIT_EXEMPT;
 
   const limiter: MiddlewareHandler<LimitEnv> = rateLimiter<LimitEnv>({
-    windowMs,
+    windowMs: RATE_LIMIT_WINDOW_MS,
     limit,
     store,
     standardHeaders: false,
     keyGenerator: (c) => limiterKey(c.var.clientAddress ?? null),
     handler: (c) => {
       const info = state(c.get("rateLimit"));
-      throw new TooManyRequests(info.resetSeconds, rateLimitHeaders(info));
+      throw new HttpProblem(429, `Rate limit exceeded; retry in ${info.resetSeconds} s`, {
+        ...rateLimitHeaders(info),
+        "Retry-After": String(info.resetSeconds),
+      });
     },
   });
 

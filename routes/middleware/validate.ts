@@ -1,8 +1,21 @@
-/** Request validation: strict zod schemas, problem+json naming every bad field. */
+/**
+ * Request validation. `jsonBody` is one step that reads the body once and
+ * checks, in order, its size (413), its media type (415), its JSON syntax
+ * (400) and the zod schema (400 naming every bad field). Hono's own
+ * `validator("json")` cannot be that step: it throws on an empty JSON body
+ * before any hook runs, and optional bodies (check-now) must accept one.
+ */
 import { zValidator } from "@hono/zod-validator";
-import { createMiddleware } from "hono/factory";
+import type { Env, MiddlewareHandler } from "hono";
 import type { z } from "zod";
-import { type FieldError, Invalid, UnsupportedMediaType } from "../../lib/errors.ts";
+import { type FieldError, Invalid } from "../../lib/errors.ts";
+import { HttpProblem } from "../problem.ts";
+
+/** Request bodies above this size are refused with 413. */
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+// application/json and application/*+json, with parameters (charset).
+const JSON_TYPE = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
 
 /** Converts zod issues into field errors (`student_id`, `items.0.name`, or `body`). */
 export function fieldErrors(error: { issues: z.core.$ZodIssue[] }): FieldError[] {
@@ -14,48 +27,75 @@ export function fieldErrors(error: { issues: z.core.$ZodIssue[] }): FieldError[]
   });
 }
 
-function hook(result: { success: boolean; error?: { issues: z.core.$ZodIssue[] } }) {
-  if (!result.success && result.error) {
-    throw new Invalid("The request has invalid fields", fieldErrors(result.error));
+function tooLarge(limit: number) {
+  return new HttpProblem(413, `The request body must be at most ${limit} bytes`);
+}
+
+/** Reads the body as text, refusing it as soon as it passes `limit` bytes (also when streamed). */
+async function readCapped(request: Request, limit: number): Promise<string> {
+  if (Number(request.headers.get("content-length") ?? 0) > limit) throw tooLarge(limit);
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw tooLarge(limit);
+    }
+    chunks.push(value);
   }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return new TextDecoder().decode(bytes);
 }
 
-/**
- * Checks the body is JSON before validation: a body in another type is 415,
- * malformed JSON is 400. With `optional`, an empty body (with or without
- * a JSON Content-Type) counts as `{}`.
- */
-function jsonGuard(optional: boolean) {
-  return createMiddleware(async (c, next) => {
+/** Options of `jsonBody`. */
+export interface JsonBodyOptions {
+  /** No body at all, or an empty one (whatever its Content-Type, as `curl -d ''` sends), counts as `{}`. */
+  optional?: boolean;
+  limit?: number;
+}
+
+/** Validates a JSON body against a (strict) schema; the handler reads it with `c.req.valid("json")`. */
+export function jsonBody<T extends z.ZodType, E extends Env = Env, P extends string = string>(
+  schema: T,
+  options: JsonBodyOptions = {},
+): MiddlewareHandler<E, P, { in: { json: z.input<T> }; out: { json: z.output<T> } }> {
+  const limit = options.limit ?? BODY_LIMIT_BYTES;
+  return async (c, next) => {
     const type = c.req.header("content-type");
-    if (!type) {
-      const text = await c.req.text();
-      if (optional && text.trim() === "") return await next();
-      throw new UnsupportedMediaType();
+    const text = await readCapped(c.req.raw, limit);
+    let value: unknown;
+    if (options.optional && text.trim() === "") {
+      value = {};
+    } else {
+      if (type === undefined || !JSON_TYPE.test(type)) {
+        throw new HttpProblem(415, "Send the body as application/json");
+      }
+      try {
+        value = JSON.parse(text);
+      } catch {
+        throw new Invalid("The body is not valid JSON", [{ field: "body", message: "Malformed JSON" }]);
+      }
     }
-    if (!/^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i.test(type)) throw new UnsupportedMediaType();
-    const text = await c.req.text();
-    if (optional && text.trim() === "") {
-      // An empty JSON body counts as `{}` too: the validator parses the cached
-      // text (Hono caches body promises, whatever its typings say).
-      (c.req.bodyCache as { text?: unknown }).text = Promise.resolve("{}");
-      return await next();
-    }
-    try {
-      JSON.parse(text);
-    } catch {
-      throw new Invalid("The body is not valid JSON", [{ field: "body", message: "Malformed JSON" }]);
-    }
+    const result = await schema.safeParseAsync(value);
+    if (!result.success) throw new Invalid("The request has invalid fields", fieldErrors(result.error));
+    c.req.addValidatedData("json", result.data as object);
     await next();
-  });
-}
-
-/** Validates a JSON body against a (strict) schema. */
-export function jsonBody<T extends z.ZodType>(schema: T, options: { optional?: boolean } = {}) {
-  return [jsonGuard(options.optional ?? false), zValidator("json", schema, hook)] as const;
+  };
 }
 
 /** Validates the query string against a schema. */
 export function query<T extends z.ZodType>(schema: T) {
-  return zValidator("query", schema, hook);
+  return zValidator("query", schema, (result) => {
+    if (!result.success) throw new Invalid("The request has invalid fields", fieldErrors(result.error));
+  });
 }

@@ -1,18 +1,15 @@
-/** Request schemas of the SPEC: they validate requests, type handlers and generate the OpenAPI document. */
+/**
+ * Request schemas of the API: each validates its requests, types its handler
+ * (`z.infer`) and describes it in the OpenAPI document.
+ */
 import { z } from "zod";
+import { SPECIALIZATION_IDS, VIOLATION_KINDS } from "../lib/model.ts";
 
 /** Specialization ids. */
-export const specializationId = z.enum(["PLAYER", "COACH", "INTERNSHIP"]);
+export const specializationId = z.enum(SPECIALIZATION_IDS);
 
 /** Violation kinds the integrity scan reports. */
-export const violationKind = z.enum([
-  "LEVEL_MISMATCH",
-  "MISSING_LICENSE",
-  "ORPHAN_LICENSE",
-  "MAX_LEVEL_BELOW_CURRENT",
-  "LEVEL_XP_MISMATCH",
-  "LEDGER_MISMATCH",
-]);
+export const violationKind = z.enum(VIOLATION_KINDS);
 
 const positiveId = z.int().positive().max(2_147_483_647);
 
@@ -39,6 +36,28 @@ export const progressUpdateBody = z.strictObject({
   xp_change: z.int().positive(),
 });
 
+/** 200 of the progress update: the state after the change (built by `apply_xp`, sent as is). */
+export const progressUpdateResponse = z.strictObject({
+  student_id: z.int(),
+  specialization_id: specializationId,
+  xp_change: z.int(),
+  /** What was added after saturation at 2^53-1 (equal to xp_change unless the total is capped). */
+  xp_applied: z.int(),
+  previous_level: z.int(),
+  leveled_up: z.boolean(),
+  /** Id of the ledger row (xp_events) recording this change. */
+  event_id: z.int(),
+  progress: z.strictObject({ current_level: z.int(), total_xp: z.int(), updated_at: z.iso.datetime() }),
+  license: z.strictObject({
+    current_level: z.int(),
+    max_achieved_level: z.int(),
+    updated_at: z.iso.datetime(),
+  }),
+});
+
+/** The body of a 200 progress update. */
+export type ProgressUpdateResult = z.infer<typeof progressUpdateResponse>;
+
 /** POST /api/v1/health/check-now (body optional) */
 export const checkNowBody = z.strictObject({
   user_id: positiveId.optional(),
@@ -56,11 +75,6 @@ export const violationsQuery = z.strictObject({
 /** GET /api/v1/health/metrics */
 export const metricsQuery = z.strictObject({
   window: z.enum(["1h", "24h", "7d"]).default("24h"),
-});
-
-/** PUT /api/v1/admin/rollout */
-export const rolloutBody = z.strictObject({
-  percent: z.int().min(0).max(100),
 });
 
 /** POST /api/v1/health/violations/repair */

@@ -1,6 +1,6 @@
 /** A rate-limit store in PostgreSQL, so several instances share one budget per client. */
-import type { Sql } from "./db.ts";
-import { log } from "./log.ts";
+import type { Sql } from "../db.ts";
+import { log } from "../log.ts";
 
 /** Hits of one client in its current window (the shape hono-rate-limiter's `Store` uses). */
 export interface ClientHits {

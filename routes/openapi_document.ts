@@ -1,11 +1,10 @@
 /**
- * The API's description, built from the zod schemas that validate requests
- * (zod 4's JSON Schema output), so documentation and validation cannot drift.
- * Routers register a `RouteDoc` per endpoint; `routes/openapi.ts` serves the
- * document for the routes that are actually mounted.
+ * The API's OpenAPI document, built from the contract (routes/contract.ts)
+ * and the zod schemas that validate requests (zod 4's JSON Schema output), so
+ * documentation and validation cannot drift.
  */
 import { z } from "zod";
-import type { Role } from "./tokens.ts";
+import type { Role } from "../lib/model.ts";
 
 /** HTTP methods the API uses. */
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -41,24 +40,8 @@ export interface MountedRoute {
   path: string;
 }
 
-const key = (r: MountedRoute) => `${r.method.toUpperCase()} ${r.path}`;
-const contract = new Map<string, RouteDoc>();
-const registered = new Map<string, RouteDoc>();
-
-/**
- * Registers endpoint descriptions. `contract` entries (the SPEC's table) are
- * defaults: a router's own registration of the same method and path wins.
- */
-export function registerRoutes(docs: readonly RouteDoc[], options: { contract?: boolean } = {}): void {
-  for (const doc of docs) (options.contract ? contract : registered).set(key(doc), doc);
-}
-
-/** Every registered description (a router's own over the contract's). */
-export function registeredRoutes(): RouteDoc[] {
-  const merged = new Map(contract);
-  for (const [k, doc] of registered) merged.set(k, doc);
-  return [...merged.values()];
-}
+/** `METHOD /path`, the key routes are compared by. */
+export const routeKey = (r: MountedRoute) => `${r.method.toUpperCase()} ${r.path}`;
 
 /** The `/api` endpoints a router has mounted, once each (middleware entries left out). */
 export function mountedApiRoutes(routes: readonly MountedRoute[]): MountedRoute[] {
@@ -66,15 +49,9 @@ export function mountedApiRoutes(routes: readonly MountedRoute[]): MountedRoute[
   for (const r of routes) {
     const method = r.method.toUpperCase();
     if (!METHODS.includes(method) || !r.path.startsWith("/api/") || r.path.includes("*")) continue;
-    seen.set(key(r), { method, path: r.path });
+    seen.set(routeKey(r), { method, path: r.path });
   }
   return [...seen.values()];
-}
-
-/** The documented routes that are mounted. */
-export function documentedMounted(routes: readonly MountedRoute[]): RouteDoc[] {
-  const mounted = new Set(mountedApiRoutes(routes).map(key));
-  return registeredRoutes().filter((doc) => mounted.has(key(doc)));
 }
 
 /** Routes that need a token, for the security matrix. */

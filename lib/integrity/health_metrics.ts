@@ -48,11 +48,11 @@ export async function healthMetrics(q: Queryable, window: MetricWindow): Promise
       SELECT c.* FROM integrity_checks c, bounds
       WHERE c.scope_user_id IS NULL AND c.started_at >= bounds.from_at
     ), latest AS (
-      SELECT consistency_rate, violation_count FROM runs WHERE outcome = 'success' ORDER BY id DESC LIMIT 1
+      SELECT consistency_rate, violation_count FROM latest_full_check, bounds WHERE started_at >= bounds.from_at
     )
     SELECT
-      (SELECT to_char(from_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') FROM bounds) AS from_at,
-      (SELECT to_char(to_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') FROM bounds) AS to_at,
+      (SELECT iso_utc(from_at) FROM bounds) AS from_at,
+      (SELECT iso_utc(to_at) FROM bounds) AS to_at,
       count(*) FILTER (WHERE outcome = 'success')::int AS success,
       count(*) FILTER (WHERE outcome = 'failure')::int AS failure,
       count(*) FILTER (WHERE outcome = 'skipped')::int AS skipped,
@@ -71,7 +71,7 @@ export async function healthMetrics(q: Queryable, window: MetricWindow): Promise
       (SELECT violation_count FROM latest) AS violations_latest
     FROM runs`;
   const points = await q<HistoryPoint[]>`
-    SELECT to_char(bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') AS at, checks,
+    SELECT iso_utc(bucket) AS at, checks,
            consistency_rate, min_consistency_rate, violation_count, duration_ms
     FROM (
       SELECT date_bin(make_interval(secs => ${bucketSeconds}), started_at, timestamptz '2000-01-01 00:00:00+00') AS bucket,

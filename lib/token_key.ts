@@ -4,7 +4,9 @@ import type { Config } from "./config.ts";
 import { log } from "./log.ts";
 
 /** Returns the HS256 key bytes, creating `DATA_DIR/jwt_secret` (mode 0600) when needed. */
-export async function loadJwtSecret(config: Config): Promise<Uint8Array> {
+export async function loadTokenKey(
+  config: Pick<Config, "JWT_SECRET" | "DATA_DIR" | "DATABASE_URL">,
+): Promise<Uint8Array> {
   if (config.JWT_SECRET) return new TextEncoder().encode(config.JWT_SECRET);
   const path = join(config.DATA_DIR, "jwt_secret");
   try {

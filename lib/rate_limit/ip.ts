@@ -1,5 +1,4 @@
 /** Client addresses for rate limiting: IPv4/IPv6 parsing, CIDR matching and the limiter key. */
-import { ConfigError } from "./config.ts";
 
 // Every address lives in one 128-bit space: IPv4 a.b.c.d is ::ffff:a.b.c.d,
 // so IPv4 CIDRs, IPv6 CIDRs and IPv4-mapped IPv6 addresses compare directly.
@@ -84,19 +83,6 @@ export function parseCidr(text: string): Cidr | null {
 
 function mask(prefix: number): bigint {
   return prefix === 0 ? 0n : (ALL_ONES << BigInt(128 - prefix)) & ALL_ONES;
-}
-
-/** Parses `RATE_LIMIT_EXEMPT`; a bad entry is a ConfigError naming the variable. */
-export function parseCidrList(items: readonly string[]): Cidr[] {
-  return items.map((item) => {
-    const cidr = parseCidr(item);
-    if (!cidr) {
-      throw new ConfigError(
-        `invalid configuration: RATE_LIMIT_EXEMPT "${item}" is not an IP address or CIDR`,
-      );
-    }
-    return cidr;
-  });
 }
 
 /** True when the address lies in one of the blocks. */

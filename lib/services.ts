@@ -1,0 +1,33 @@
+/**
+ * The long-lived objects of a process, built once from its configuration and
+ * database: the server (main.ts), the tasks (lib/cli/) and the tests all wire
+ * themselves through here, so each gets the same runner for the same pool.
+ */
+import type { Config } from "./config.ts";
+import type { Sql } from "./db.ts";
+import { IntegrityRunner } from "./integrity/runner.ts";
+import { type Migration, readMigrations } from "./migrate.ts";
+
+/** What routes, tasks and the schedule are handed. */
+export interface Services {
+  config: Config;
+  sql: Sql;
+  /** The one integrity runner of this process (a second caller joins a running check). */
+  runner: IntegrityRunner;
+  /** The migration files this build ships (readiness compares them with the database). */
+  migrations: Migration[];
+}
+
+/** Builds the services over an open pool. */
+export async function buildServices(
+  config: Config,
+  sql: Sql,
+  migrations?: Migration[],
+): Promise<Services> {
+  return {
+    config,
+    sql,
+    runner: new IntegrityRunner(sql, { logDir: config.LOG_DIR, historyDays: config.INTEGRITY_HISTORY_DAYS }),
+    migrations: migrations ?? await readMigrations(),
+  };
+}

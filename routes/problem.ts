@@ -1,0 +1,160 @@
+/**
+ * Every error becomes an RFC 9457 problem+json response here, in one place:
+ * domain errors (lib/errors.ts) and database outages get their status and
+ * headers from the table below; HTTP-level refusals raised by middleware are
+ * `HttpProblem`s; anything else is a 500 without internals, logged with its stack.
+ */
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import {
+  Conflict,
+  type DomainError,
+  type FieldError,
+  Forbidden,
+  Invalid,
+  KeyConflict,
+  NotFound,
+  Unauthenticated,
+  Unavailable,
+} from "../lib/errors.ts";
+import { errorFields, log } from "../lib/log.ts";
+import { unavailability } from "../lib/retry.ts";
+
+const PROBLEM_BASE = "https://levelguard.dev/problems/";
+
+/** The title of each status the API answers with. */
+export const TITLES: Readonly<Record<number, string>> = {
+  400: "Invalid request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not found",
+  405: "Method not allowed",
+  409: "Conflict",
+  413: "Payload too large",
+  415: "Unsupported media type",
+  422: "Unprocessable request",
+  429: "Too many requests",
+  500: "Internal server error",
+  503: "Service unavailable",
+};
+
+/** Seconds a client is asked to wait when the database is down or busy. */
+export const DATABASE_RETRY_AFTER_S = 5;
+
+/** A problem as it goes on the wire (minus `type`, `title` and `instance`, derived here). */
+interface Problem {
+  status: ContentfulStatusCode;
+  detail: string;
+  errors?: FieldError[];
+  headers?: Record<string, string>;
+}
+
+/** An HTTP-level refusal raised by middleware (413, 415, 429, 405): status, detail, headers. */
+export class HttpProblem extends HTTPException {
+  constructor(
+    status: ContentfulStatusCode,
+    detail: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(status, { message: detail });
+  }
+}
+
+const WWW_AUTHENTICATE = { "WWW-Authenticate": 'Bearer realm="levelguard"' };
+
+// Domain error → status and headers. A class not listed here is a bug: 500.
+const DOMAIN: [abstract new (...args: never[]) => DomainError, (err: never) => Problem][] = [
+  [Invalid, (e: Invalid) => ({ status: 400, detail: e.message, errors: e.errors })],
+  [Unauthenticated, (e: Unauthenticated) => ({ status: 401, detail: e.message, headers: WWW_AUTHENTICATE })],
+  [Forbidden, (e: Forbidden) => ({ status: 403, detail: e.message })],
+  [NotFound, (e: NotFound) => ({ status: 404, detail: e.message })],
+  [Conflict, (e: Conflict) => ({ status: 409, detail: e.message })],
+  [KeyConflict, (e: KeyConflict) => ({ status: 422, detail: e.message })],
+  [Unavailable, (e: Unavailable) => ({
+    status: 503,
+    detail: e.message,
+    headers: { "Retry-After": String(e.retryAfterSeconds) },
+  })],
+];
+
+function slug(title: string) {
+  return title.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+}
+
+/**
+ * JSON with `<`, `>`, `&` and the JS line separators as \u escapes: problems
+ * echo client input (field names, paths), and escaped it stays inert even if
+ * a client renders the body as HTML. JSON.parse gives the original back.
+ */
+export function safeJson(value: unknown): string {
+  return JSON.stringify(value).replace(
+    /[<>&\u2028\u2029]/g,
+    (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+function respond(c: Context, p: Problem): Response {
+  const title = TITLES[p.status] ?? "Error";
+  const body = {
+    type: PROBLEM_BASE + slug(title),
+    title,
+    status: p.status,
+    detail: p.detail,
+    instance: c.req.path,
+    request_id: c.get("requestId") as string | undefined,
+    errors: p.errors ?? [],
+  };
+  return c.body(safeJson(body), p.status, {
+    ...p.headers,
+    "Content-Type": "application/problem+json",
+    "Cache-Control": "no-store",
+  });
+}
+
+/** The problem for an error, or null when it is unexpected (a 500). */
+export function problemFor(err: unknown): Problem | null {
+  for (const [type, map] of DOMAIN) {
+    if (err instanceof type) return map(err as never);
+  }
+  if (err instanceof HttpProblem) {
+    return { status: err.status as ContentfulStatusCode, detail: err.message, headers: err.headers };
+  }
+  if (err instanceof HTTPException && err.status < 500) {
+    return { status: err.status as ContentfulStatusCode, detail: err.message || TITLES[err.status] };
+  }
+  const outage = unavailability(err);
+  if (outage) {
+    return {
+      status: 503,
+      detail: outage === "down"
+        ? "The database is unavailable; retry shortly"
+        : "The database is busy; retry shortly",
+      headers: { "Retry-After": String(DATABASE_RETRY_AFTER_S) },
+    };
+  }
+  return null;
+}
+
+/** Hono's onError: mapped errors keep their status; anything else is a 500 without internals. */
+export function onError(err: Error, c: Context): Response {
+  const mapped = problemFor(err);
+  if (mapped) {
+    if (mapped.status === 503) {
+      log("warn", "request refused: unavailable", { request_id: c.get("requestId"), error: err.message });
+    }
+    return respond(c, mapped);
+  }
+  log("error", "unhandled error", {
+    request_id: c.get("requestId"),
+    method: c.req.method,
+    path: c.req.path,
+    ...errorFields(err),
+  });
+  return respond(c, { status: 500, detail: "Something went wrong; quote the request id when reporting it" });
+}
+
+/** Hono's notFound: a problem, not a bare text page. */
+export function onNotFound(c: Context): Response {
+  return respond(c, { status: 404, detail: `No route for ${c.req.method} ${c.req.path}` });
+}

@@ -1,0 +1,113 @@
+/**
+ * The one test fixture: a database of its own (copied from the migrated
+ * template), temp LOG_DIR and DATA_DIR, and the app wired exactly as main.ts
+ * wires it. Rate limiting, request logs and the schedule are off unless a
+ * test's env turns them on.
+ */
+import type { Hono } from "hono";
+import { type Config, loadConfig } from "../lib/config.ts";
+import type { Sql } from "../lib/db.ts";
+import type { Role } from "../lib/model.ts";
+import { buildServices } from "../lib/services.ts";
+import { issueToken } from "../lib/tokens.ts";
+import { type AppDeps, createApp } from "../routes/app.ts";
+import type { AppEnv } from "../routes/env.ts";
+import { rateLimitStore } from "../routes/middleware/rate_limit.ts";
+import { createTestDatabase, type TestDatabase } from "./_db.ts";
+
+/** The JWT key tests sign with. */
+export const TEST_TOKEN_KEY = new TextEncoder().encode("test-secret-test-secret-test-secret-0123");
+
+/** What a test gets. */
+export interface TestApp {
+  db: TestDatabase;
+  app: Hono<AppEnv>;
+  deps: AppDeps;
+  config: Config;
+  /** Temp directories, removed afterwards. */
+  logDir: string;
+  dataDir: string;
+  /** Another app on the same database and directories (a second instance, other settings). */
+  another(
+    options?: { env?: Record<string, string>; sql?: Sql },
+  ): Promise<{ app: Hono<AppEnv>; deps: AppDeps }>;
+}
+
+/** Options of `withTestApp`. */
+export interface TestAppOptions {
+  /** Configuration variables (on top of the test defaults). */
+  env?: Record<string, string>;
+  /** Pool size (default 4). */
+  pool?: number;
+  /** Start from an empty, unmigrated database. */
+  empty?: boolean;
+}
+
+const DEFAULTS = { LOG_REQUESTS: "0", RATE_LIMIT_PER_MINUTE: "0", SCAN_ENABLED: "0" };
+
+async function build(config: Config, sql: Sql) {
+  const services = await buildServices(config, sql);
+  const deps: AppDeps = {
+    ...services,
+    tokenKey: TEST_TOKEN_KEY,
+    rateLimitStore: rateLimitStore(config, sql),
+  };
+  return { app: createApp(deps), deps };
+}
+
+/** Runs `fn` with a fresh database and app; everything is closed and removed afterwards. */
+export async function withTestApp(
+  optionsOrFn: TestAppOptions | ((t: TestApp) => Promise<void>),
+  maybeFn?: (t: TestApp) => Promise<void>,
+): Promise<void> {
+  const options = typeof optionsOrFn === "function" ? {} : optionsOrFn;
+  const fn = typeof optionsOrFn === "function" ? optionsOrFn : maybeFn!;
+  const db = await createTestDatabase({ max: options.pool ?? 4, empty: options.empty });
+  const logDir = await Deno.makeTempDir({ prefix: "levelguard-test-logs-" });
+  const dataDir = await Deno.makeTempDir({ prefix: "levelguard-test-data-" });
+  const configFor = (env: Record<string, string> = {}) =>
+    loadConfig({ ...DEFAULTS, LOG_DIR: logDir, DATA_DIR: dataDir, ...options.env, ...env });
+  try {
+    const config = configFor();
+    const { app, deps } = await build(config, db.sql);
+    await fn({
+      db,
+      app,
+      deps,
+      config,
+      logDir,
+      dataDir,
+      another: ({ env, sql } = {}) => build(configFor(env), sql ?? db.sql),
+    });
+  } finally {
+    await db.close();
+    await Deno.remove(logDir, { recursive: true }).catch(() => {});
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A bearer header for a user id and role, signed with the test key. */
+export async function bearer(userId: number, role: Role, ttl = 600): Promise<Record<string, string>> {
+  const { token } = await issueToken(TEST_TOKEN_KEY, { userId, role }, ttl);
+  return { Authorization: `Bearer ${token}` };
+}
+
+/** A loopback port nothing listens on (free a moment ago). */
+export function closedPort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Runs `fn` with console.error captured; returns its result and the lines. */
+export async function capturingStderr<T>(fn: () => Promise<T>): Promise<{ result: T; lines: string[] }> {
+  const lines: string[] = [];
+  const original = console.error;
+  console.error = (...args: unknown[]) => lines.push(args.map(String).join(" "));
+  try {
+    return { result: await fn(), lines };
+  } finally {
+    console.error = original;
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * Who may call what: every credential a caller can present, against every
+ * route of the contract (and against routes made for the test), plus the
+ * check that the contract and the mounted routes are the same set.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { Hono } from "hono";
+import { SignJWT } from "jose";
+import type { Role } from "../lib/model.ts";
+import { ISSUER } from "../lib/tokens.ts";
+import { API_CONTRACT } from "../routes/contract.ts";
+import type { AuthEnv } from "../routes/env.ts";
+import { roleGuard } from "../routes/middleware/require_role.ts";
+import { jsonBody } from "../routes/middleware/validate.ts";
+import { mountedApiRoutes, protectedRoutes, type RouteDoc, routeKey } from "../routes/openapi_document.ts";
+import { onError } from "../routes/problem.ts";
+import { progressUpdateBody } from "../routes/schemas.ts";
+import { bearer, capturingStderr, TEST_TOKEN_KEY, type TestApp, withTestApp } from "./_fixture.ts";
+
+// ---- tokens of every kind ------------------------------------------------
+
+const b64url = (value: unknown) =>
+  btoa(JSON.stringify(value)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+function sign(
+  claims: { sub?: string; role?: string; iss?: string; iat?: number; exp?: number | null },
+  key = TEST_TOKEN_KEY,
+) {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ role: claims.role ?? "ADMIN" }).setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.sub ?? "1").setIssuer(claims.iss ?? ISSUER).setIssuedAt(claims.iat ?? now);
+  if (claims.exp !== null) jwt.setExpirationTime(claims.exp ?? now + 600);
+  return jwt.sign(key);
+}
+
+type Outcome = "401" | "role";
+
+/** Every way a caller can present itself, and whether it must be refused before any role check. */
+async function credentials(): Promise<
+  { name: string; headers: Record<string, string>; outcome: Outcome; role?: Role }[]
+> {
+  const now = Math.floor(Date.now() / 1000);
+  const admin = await sign({ role: "ADMIN" });
+  const signature = admin.split(".")[2];
+  const flipped = signature.slice(0, -2) + (signature.at(-2) === "A" ? "B" : "A") + signature.at(-1);
+  const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
+  return [
+    { name: "no token", headers: {}, outcome: "401" },
+    { name: "a garbage token", headers: auth("garbage"), outcome: "401" },
+    { name: "a non-bearer scheme", headers: { Authorization: "Basic YWRtaW46YWRtaW4=" }, outcome: "401" },
+    { name: "a tampered signature", headers: auth(admin.replace(/[^.]+$/, flipped)), outcome: "401" },
+    {
+      name: "a student token with an admin payload",
+      headers: auth(
+        (await sign({ role: "STUDENT" })).replace(
+          /\.[^.]+\./,
+          `.${b64url({ sub: "1", role: "ADMIN", iss: ISSUER, iat: now, exp: now + 600 })}.`,
+        ),
+      ),
+      outcome: "401",
+    },
+    {
+      name: "alg: none",
+      headers: auth(
+        `${b64url({ alg: "none", typ: "JWT" })}.${
+          b64url({ sub: "1", role: "ADMIN", iss: ISSUER, iat: now, exp: now + 600 })
+        }.`,
+      ),
+      outcome: "401",
+    },
+    {
+      name: "an expired token",
+      headers: auth(await sign({ iat: now - 3600, exp: now - 60 })),
+      outcome: "401",
+    },
+    { name: "a wrong issuer", headers: auth(await sign({ iss: "not-levelguard" })), outcome: "401" },
+    { name: "a token that never expires", headers: auth(await sign({ exp: null })), outcome: "401" },
+    { name: "a token for user id 0", headers: auth(await sign({ sub: "0" })), outcome: "401" },
+    {
+      name: "another key",
+      headers: auth(await sign({}, new TextEncoder().encode("another-secret-another-secret-0123456789"))),
+      outcome: "401",
+    },
+    { name: "an unknown role", headers: auth(await sign({ role: "ROOT" })), outcome: "401" },
+    { name: "a student", headers: await bearer(11, "STUDENT"), outcome: "role", role: "STUDENT" },
+    { name: "an instructor", headers: await bearer(12, "INSTRUCTOR"), outcome: "role", role: "INSTRUCTOR" },
+    { name: "an admin", headers: await bearer(13, "ADMIN"), outcome: "role", role: "ADMIN" },
+  ];
+}
+
+function requestFor(
+  doc: Pick<RouteDoc, "method" | "path" | "body" | "example">,
+  headers: Record<string, string>,
+) {
+  const path = doc.path.replace(/:[A-Za-z0-9_]+/g, "1");
+  const init: RequestInit = { method: doc.method, headers: { ...headers } };
+  if (doc.body && doc.example !== undefined) {
+    init.body = JSON.stringify(doc.example);
+    (init.headers as Record<string, string>)["Content-Type"] = "application/json";
+  }
+  return [path, init] as const;
+}
+
+/** Runs every credential against every route; fails loudly when a protected route lets a stranger in. */
+async function authMatrix(
+  t: Deno.TestContext,
+  app: { request: TestApp["app"]["request"] },
+  routes: readonly RouteDoc[],
+) {
+  const creds = await credentials();
+  for (const doc of routes) {
+    for (const cred of creds) {
+      await t.step(`${doc.method} ${doc.path} with ${cred.name}`, async () => {
+        const res = await app.request(...requestFor(doc, cred.headers));
+        const body = await res.text();
+        if (cred.outcome === "401" && res.status < 400) {
+          throw new Error(
+            `SECURITY: protected route ${doc.method} ${doc.path} answered ${res.status} to ${cred.name}`,
+          );
+        }
+        const allowed = cred.role !== undefined && doc.roles.includes(cred.role);
+        const expected = cred.outcome === "401" ? 401 : allowed ? "allowed" : 403;
+        if (expected === "allowed") {
+          assert(![401, 403].includes(res.status) && res.status < 500, `${res.status} ${body}`);
+        } else {
+          assertEquals(res.status, expected, body);
+          assertEquals(res.headers.get("content-type"), "application/problem+json");
+          if (expected === 401) {
+            assertEquals(res.headers.get("www-authenticate"), 'Bearer realm="levelguard"');
+          }
+        }
+      });
+    }
+  }
+}
+
+Deno.test("every protected endpoint answers 401, 403 or lets the caller in, by token and role", (t) =>
+  withTestApp(async ({ db, app }) => {
+    // The role tokens below speak for these accounts (actions check the caller still exists).
+    await db.sql`
+      INSERT INTO users (id, email, hashed_password, role) VALUES
+        (11, 'student@example.test', 'x', 'STUDENT'),
+        (12, 'instructor@example.test', 'x', 'INSTRUCTOR'),
+        (13, 'admin@example.test', 'x', 'ADMIN')`;
+    const routes = protectedRoutes(API_CONTRACT);
+    assert(routes.length >= 6, `the contract lists the protected routes (${routes.length})`);
+    await authMatrix(t, app, routes);
+  }));
+
+Deno.test("the role guard gives 401 before 403 and checks roles, on a bare app made for the test", async (t) => {
+  const allow = roleGuard(TEST_TOKEN_KEY);
+  const app = new Hono<AuthEnv>();
+  app.onError(onError);
+  app.get("/api/v1/_test/admin", allow("ADMIN"), (c) => c.json({ ok: true }));
+  app.post(
+    "/api/v1/_test/staff",
+    allow("ADMIN", "INSTRUCTOR"),
+    jsonBody(progressUpdateBody),
+    (c) => c.json({ ok: true }),
+  );
+  await authMatrix(t, app, [
+    { method: "GET", path: "/api/v1/_test/admin", summary: "", roles: ["ADMIN"] },
+    {
+      method: "POST",
+      path: "/api/v1/_test/staff",
+      summary: "",
+      roles: ["ADMIN", "INSTRUCTOR"],
+      body: progressUpdateBody,
+      example: { student_id: 1, specialization_id: "PLAYER", xp_change: 5 },
+    },
+  ]);
+});
+
+Deno.test("a request without a token is 401 before its body or query is even looked at", () =>
+  withTestApp(async ({ app }) => {
+    for (const doc of protectedRoutes(API_CONTRACT)) {
+      const path = `${doc.path.replace(/:[A-Za-z0-9_]+/g, "1")}?limit=nope&window=forever`;
+      const withBody = doc.method === "GET"
+        ? {}
+        : { body: '{"nope": ', headers: { "Content-Type": "text/plain" } };
+      const res = await app.request(path, { method: doc.method, ...withBody });
+      await res.body?.cancel();
+      assertEquals(res.status, 401, `${doc.method} ${doc.path} checks input before the token`);
+    }
+  }));
+
+Deno.test("a valid token of a user who no longer exists never causes a 500", () =>
+  withTestApp(async ({ db, app }) => {
+    // Tokens are stateless: one can outlive its user. Actions must not trip over the missing actor.
+    await db
+      .sql`INSERT INTO users (id, email, hashed_password, role) VALUES (1, 's@example.test', 'x', 'STUDENT')`;
+    await capturingStderr(async () => {
+      for (const doc of protectedRoutes(API_CONTRACT)) {
+        const res = await app.request(...requestFor(doc, await bearer(999_999, doc.roles[0] as Role)));
+        const text = await res.text();
+        assert(res.status < 500, `${doc.method} ${doc.path} answered ${res.status}: ${text}`);
+      }
+    });
+  }));
+
+Deno.test("the mounted /api routes are exactly the contract's, so none escapes the auth matrix", () =>
+  withTestApp(({ app }) => {
+    const mounted = mountedApiRoutes(app.routes).map(routeKey).sort();
+    const contract = API_CONTRACT.map(routeKey).sort();
+    const undocumented = mounted.filter((k) => !contract.includes(k));
+    assertEquals(undocumented, [], `SECURITY: mounted but not in the contract: ${undocumented.join(", ")}`);
+    assertEquals(contract.filter((k) => !mounted.includes(k)), [], "in the contract but not mounted");
+    assert(mounted.length >= 8, `all routes were enumerated (${mounted.length})`);
+    return Promise.resolve();
+  }));
