@@ -1,71 +1,135 @@
-/** Levelguard: wires configuration, database, app and schedule. */
-import { type Config, loadConfig } from "./lib/config.ts";
+/** Levelguard: wires configuration, database, services, app and schedule; stops gracefully. */
+import { z } from "zod";
+import { argsOrExit } from "./lib/cli/_args.ts";
+import { configSchema, loadConfig } from "./lib/config.ts";
 import { pruneIdempotencyKeys } from "./lib/coupling.ts";
+import { checkLogDir, type DataDirLock, ensureDataDir, lockDataDir } from "./lib/data_dir.ts";
 import { type Database, openDatabase } from "./lib/db.ts";
 import { ensureDemoData } from "./lib/demo.ts";
 import { isOneLine } from "./lib/errors.ts";
 import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
 import { errorFields, log } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
-import { buildServices, type Services } from "./lib/services.ts";
+import { listen } from "./lib/serve.ts";
+import { buildServices } from "./lib/services.ts";
 import { loadTokenKey } from "./lib/token_key.ts";
 import { createApp } from "./routes/app.ts";
 import { rateLimitStore } from "./routes/middleware/rate_limit.ts";
+import { starting } from "./routes/starting.ts";
 
-async function start(config: Config): Promise<{ db: Database; services: Services }> {
-  const db = await openDatabase(config);
-  const services = await buildServices(config, db.sql);
+argsOrExit({
+  name: "start",
+  summary:
+    "Serves Levelguard on PORT. Without DATABASE_URL it runs on an embedded PostgreSQL under DATA_DIR " +
+    "and creates demo data on the first start.",
+  options: {},
+  schema: z.object({ _: z.array(z.string()) }),
+  notes: [
+    "Configured by environment variables (README, Configuration); defaults:",
+    ...Object.entries(configSchema.parse({})).map(([k, v]) => `  ${k}=${Array.isArray(v) ? "" : v ?? ""}`),
+    ...Object.keys(configSchema.shape).filter((k) => !(k in configSchema.parse({}))).map((k) =>
+      `  ${k} (unset)`
+    ),
+  ],
+});
+
+let db: Database | undefined;
+let lock: DataDirLock | undefined;
+try {
+  const config = loadConfig();
+  // The embedded database belongs to one process: take DATA_DIR first, or stop here.
+  if (config.DATABASE_URL) {
+    if (!config.JWT_SECRET) await ensureDataDir(config.DATA_DIR);
+  } else {
+    lock = await lockDataDir(config.DATA_DIR, "stop it or set DATABASE_URL");
+  }
+  await checkLogDir(config.LOG_DIR);
+  db = await openDatabase(config);
+  const services = await buildServices(config, db);
   const applied = await migrate(db.sql, services.migrations);
   if (applied.length) log("info", "migrations applied", { applied });
-  if (db.kind === "embedded") {
-    const demo = await ensureDemoData(db.sql, {
-      adminPassword: config.SEED_ADMIN_PASSWORD,
-      studentPassword: config.SEED_STUDENT_PASSWORD,
-    });
-    if (demo) {
-      // Printed once, on the first start only; not written to any file.
-      console.log(
-        `\nLevelguard demo data created.\n  admin login: ${demo.email}\n  password:    ${demo.password}\n` +
-          `  (instructor ${demo.instructorEmail} has the same password)\n`,
-      );
-    }
-  }
   const app = createApp({
     ...services,
     tokenKey: await loadTokenKey(config),
     rateLimitStore: rateLimitStore(config, db.sql),
   });
-  const server = Deno.serve({
+
+  // Bind the port before anything is created or printed: a port in use ends
+  // here, in one line, and a later start still finds no demo data and prints
+  // the credentials then. Until start-up finishes, requests get 503.
+  let handler: (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response> =
+    starting;
+  const server = listen({
     port: config.PORT,
     hostname: config.HOST,
     onListen: ({ hostname, port }) =>
-      log("info", "listening", { url: `http://${hostname}:${port}`, database: db.kind }),
-  }, app.fetch);
-  const shutdown = async () => {
-    log("info", "shutting down");
-    await server.shutdown();
-    await db.close();
-    Deno.exit(0);
-  };
-  Deno.addSignalListener("SIGINT", shutdown);
-  Deno.addSignalListener("SIGTERM", shutdown);
-  return { db, services };
-}
+      log("info", "listening", { url: `http://${hostname}:${port}`, database: db!.kind }),
+  }, (req, info) => handler(req, info));
 
-try {
-  const config = loadConfig();
-  const { db, services } = await start(config);
-  if (config.SCAN_ENABLED) scheduleIntegrityScan(services.runner, config.SCAN_CRON);
+  const demo = db.kind === "embedded"
+    ? await ensureDemoData(db.sql, {
+      adminPassword: config.SEED_ADMIN_PASSWORD,
+      studentPassword: config.SEED_STUDENT_PASSWORD,
+    })
+    : null;
+  handler = app.fetch;
+  if (demo) {
+    const url = `http://localhost:${server.addr.port}`;
+    // Printed once, on the first start only, once the server answers; not written to any file.
+    console.log(
+      `\nLevelguard demo data created: ${url}\n  admin login: ${demo.email}\n  password:    ${demo.password}\n` +
+        `  (instructor ${demo.instructorEmail} has the same password; students student<id>@academy.example.com` +
+        `${
+          demo.studentPasswordSet
+            ? " use SEED_STUDENT_PASSWORD"
+            : " got a random password: set SEED_STUDENT_PASSWORD on a first start to choose it"
+        })\n` +
+        `  lost it? deno task admin:password (with the server stopped)\n`,
+    );
+  }
+
+  // Cron jobs stop with this signal (graceful shutdown unregisters them).
+  const stopping = new AbortController();
+  if (config.SCAN_ENABLED) {
+    scheduleIntegrityScan(services.runner, config.SCAN_CRON, { signal: stopping.signal });
+  }
   // Idempotency keys are promised for 24 h; hourly pruning keeps them 48 h.
-  Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", async () => {
-    const pruned = await pruneIdempotencyKeys(db.sql).catch((err) => {
+  Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", { signal: stopping.signal }, async () => {
+    const pruned = await pruneIdempotencyKeys(services.sql).catch((err) => {
       log("error", "pruning idempotency keys failed", errorFields(err));
       return 0;
     });
     if (pruned) log("info", "idempotency keys pruned", { pruned });
   });
+
+  let stoppingSince = 0;
+  const shutdown = async (signal: Deno.Signal) => {
+    if (stoppingSince) return;
+    stoppingSince = Date.now();
+    const graceMs = config.SHUTDOWN_GRACE_S * 1000;
+    log("info", "shutting down", { signal, grace_s: config.SHUTDOWN_GRACE_S });
+    stopping.abort();
+    // Stop accepting; in-flight requests finish within the grace period.
+    const drained = await Promise.race([
+      server.shutdown().then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), graceMs)),
+    ]);
+    if (!drained) log("warn", "requests still running at the end of the grace period were cut");
+    await services.runner.stop(Math.max(0, graceMs - (Date.now() - stoppingSince)));
+    await db!.close().catch(() => {});
+    lock?.release();
+    log("info", "stopped", { after_ms: Date.now() - stoppingSince });
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => shutdown("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => shutdown("SIGTERM"));
 } catch (err) {
-  if (!isOneLine(err)) throw err;
-  console.error(`levelguard: ${err.message}`);
+  await db?.close().catch(() => {});
+  lock?.release();
+  const message = isOneLine(err)
+    ? err.message
+    : `unexpected start-up failure: ${(err as Error)?.message ?? err}`;
+  console.error(`levelguard: ${message}`);
+  if (!isOneLine(err) && Deno.env.get("LEVELGUARD_DEBUG")) console.error(err);
   Deno.exit(1);
 }

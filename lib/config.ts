@@ -46,6 +46,7 @@ export const configSchema = z.object({
   SEED_ADMIN_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
   SEED_STUDENT_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
   LOG_REQUESTS: flag.default(true),
+  SHUTDOWN_GRACE_S: intFrom(0, 3600).default(10),
 });
 
 /** Parsed configuration. */

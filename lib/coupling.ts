@@ -12,6 +12,8 @@ export interface XpChange {
   actorId: number;
   requestId: string;
   idempotencyKey?: string;
+  /** After this moment the change must not be applied any more (the caller was answered). */
+  deadline?: Date;
 }
 
 /** An applied change: the new state as JSON text (built by PostgreSQL), and whether it is a replay. */
@@ -24,7 +26,7 @@ export interface AppliedChange {
 export const MAX_ATTEMPTS = 4;
 
 /** What `apply_xp` (migrations/0005) answers. */
-type Outcome = "applied" | "replayed" | "unknown_student" | "key_conflict" | "actor_inactive";
+type Outcome = "applied" | "replayed" | "unknown_student" | "key_conflict" | "actor_inactive" | "expired";
 
 /**
  * Applies the change in one round trip (`apply_xp`): locks progress then
@@ -40,7 +42,7 @@ export async function applyXpChange(sql: Sql, change: XpChange): Promise<Applied
         sql<{ outcome: Outcome; body: string | null }[]>`
           SELECT outcome, body
           FROM apply_xp(${change.studentId}, ${change.specializationId}, ${change.xpChange},
-                        ${change.actorId}, ${change.requestId}, ${key})`,
+                        ${change.actorId}, ${change.requestId}, ${key}, ${change.deadline ?? null})`,
       {
         attempts: MAX_ATTEMPTS,
         baseDelayMs: 10,
@@ -58,6 +60,8 @@ export async function applyXpChange(sql: Sql, change: XpChange): Promise<Applied
     if (transience(err) === "unknown-outcome") {
       throw new Unavailable(
         "The database connection was lost; the change may or may not have been applied. Send an Idempotency-Key to retry safely.",
+        5,
+        err,
       );
     }
     throw err;
@@ -73,6 +77,8 @@ export async function applyXpChange(sql: Sql, change: XpChange): Promise<Applied
       throw new KeyConflict("This Idempotency-Key was already used with a different request body");
     case "actor_inactive":
       throw new Unauthenticated("The token's user no longer exists or is inactive");
+    case "expired":
+      throw new Unavailable("The database answered too late; the change was not applied. Retry shortly");
     default:
       throw new Error(`apply_xp answered an unknown outcome: ${JSON.stringify(row.outcome)}`);
   }

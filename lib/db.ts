@@ -2,6 +2,7 @@
 import postgres from "postgres";
 import { join } from "node:path";
 import type { Config } from "./config.ts";
+import { connectionProbe } from "./db_watch.ts";
 import { DatabaseUnavailable } from "./errors.ts";
 
 /** The postgres.js client type used everywhere above this module. */
@@ -14,6 +15,8 @@ export type Queryable = postgres.Sql | postgres.TransactionSql;
 export interface Database {
   sql: Sql;
   kind: "server" | "embedded";
+  /** Checks the database answers on a connection of its own (not the pool's); throws otherwise. */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -36,6 +39,10 @@ export function clientOptions(
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     onnotice: () => {},
+    // postgres.js waits up to 20 s between reconnects after repeated failures, so a pool
+    // that lived through an outage kept refusing work long after the database was back.
+    // The watch (db_watch.ts) keeps requests off a dead pool; reconnecting stays quick.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     types: { bigint: int8AsNumber },
     connection: {
       application_name: "levelguard",
@@ -51,14 +58,25 @@ export async function openDatabase(config: Config): Promise<Database> {
     await db.sql`select 1`;
   } catch (err) {
     await db.close().catch(() => {});
-    throw new DatabaseUnavailable(`database unreachable: ${describe(err)}`);
+    const code = (err as { code?: string }).code;
+    const what = code === "28P01" || code === "28000"
+      ? "the database refused our credentials"
+      : code === "3D000"
+      ? "the database does not exist"
+      : "database unreachable";
+    throw new DatabaseUnavailable(`${what}: ${describe(err)}`);
   }
   return db;
 }
 
 function openServer(url: string, config: Config): Database {
   const sql = postgres(url, clientOptions(config, config.DB_POOL_MAX));
-  return { sql, kind: "server", close: () => sql.end({ timeout: 5 }) };
+  return {
+    sql,
+    kind: "server",
+    probe: connectionProbe(url, config.DB_CONNECT_TIMEOUT_S),
+    close: () => sql.end({ timeout: 5 }),
+  };
 }
 
 async function openEmbedded(config: Config): Promise<Database> {
@@ -78,6 +96,8 @@ async function openEmbedded(config: Config): Promise<Database> {
   return {
     sql,
     kind: "embedded",
+    // In this process: it is down only if the process is.
+    probe: async () => void await sql`SELECT 1`,
     async close() {
       await sql.end({ timeout: 5 });
       await server.stop();

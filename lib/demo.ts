@@ -13,7 +13,7 @@ function randomPassword(): string {
 export async function ensureDemoData(
   sql: Sql,
   env: { adminPassword?: string; studentPassword?: string },
-): Promise<{ email: string; password: string; instructorEmail: string } | null> {
+): Promise<{ email: string; password: string; instructorEmail: string; studentPasswordSet: boolean } | null> {
   const [{ empty }] = await sql<{ empty: boolean }[]>`SELECT NOT EXISTS (SELECT 1 FROM users) AS empty`;
   if (!empty) return null;
   const password = env.adminPassword ?? randomPassword();
@@ -25,5 +25,10 @@ export async function ensureDemoData(
     adminPassword: password,
     studentPassword: env.studentPassword ?? randomPassword(),
   });
-  return { email, password, instructorEmail: result.instructorEmail };
+  return {
+    email,
+    password,
+    instructorEmail: result.instructorEmail,
+    studentPasswordSet: env.studentPassword !== undefined,
+  };
 }

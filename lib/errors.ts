@@ -55,8 +55,8 @@ export class KeyConflict extends DomainError {
 /** A dependency (the database) cannot serve the request now; retrying later may work. */
 export class Unavailable extends DomainError {
   override name = "Unavailable";
-  constructor(detail: string, readonly retryAfterSeconds = 5) {
-    super(detail);
+  constructor(detail: string, readonly retryAfterSeconds = 5, cause?: unknown) {
+    super(detail, { cause });
   }
 }
 

@@ -84,14 +84,19 @@ export interface RetryOptions {
   onRetry?: (attempt: number, err: unknown) => void;
 }
 
-/** Runs `fn`, retrying transient failures up to `attempts` times with full jitter. */
+/**
+ * Runs `fn`, retrying transient failures up to `attempts` times with full
+ * jitter. A connect that timed out is not retried: it already waited the
+ * whole connect timeout, and callers are promised an answer within it.
+ */
 export async function withRetry<T>(fn: () => Promise<T>, options: RetryOptions): Promise<T> {
   for (let attempt = 1;; attempt++) {
     try {
       return await fn();
     } catch (err) {
       const kind = transience(err);
-      const retryable = kind === "safe" || (kind === "unknown-outcome" && options.idempotent);
+      const timedOut = codeOf(err) === "CONNECT_TIMEOUT";
+      const retryable = (kind === "safe" && !timedOut) || (kind === "unknown-outcome" && options.idempotent);
       if (!retryable || attempt >= options.attempts) throw err;
       options.onRetry?.(attempt, err);
       const cap = options.baseDelayMs * 2 ** (attempt - 1);

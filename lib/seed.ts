@@ -25,8 +25,18 @@ export interface SeedResult {
   instructorEmail: string;
 }
 
-/** Student ids are 1..N so load scripts can address them; the database must have no users yet. */
-export async function seed(sql: Sql, options: SeedOptions): Promise<SeedResult> {
+/** Students per chunk: big enough to stay set-based, small enough to report progress. */
+export const SEED_CHUNK = 50_000;
+
+/**
+ * Student ids are 1..N so load scripts can address them; the database must
+ * have no users yet. One transaction: all of it or nothing.
+ */
+export async function seed(
+  sql: Sql,
+  options: SeedOptions,
+  onProgress?: (done: number, total: number) => void,
+): Promise<SeedResult> {
   const { students, desyncRate } = options;
   // Students share one hash: hashing a million passwords would take hours,
   // and staging students log in with the shared SEED_STUDENT_PASSWORD anyway.
@@ -42,10 +52,7 @@ export async function seed(sql: Sql, options: SeedOptions): Promise<SeedResult> 
     }
     await tx`SELECT setseed(${((options.randomSeed ?? 42) % 1000) / 1000})`;
 
-    await tx`
-      INSERT INTO users (id, email, hashed_password, full_name, role)
-      SELECT g, 'student' || g || '@academy.example.com', ${studentHash}, 'Student ' || g, 'STUDENT'
-      FROM generate_series(1, ${students}::int) AS g`;
+    // Staff first, with the ids after the students' (1..N stay free for them).
     await tx`SELECT setval(pg_get_serial_sequence('users', 'id'), ${Math.max(students, 1)}::int)`;
     const [admin] = await tx<{ id: number }[]>`
       INSERT INTO users (email, hashed_password, full_name, role)
@@ -54,38 +61,51 @@ export async function seed(sql: Sql, options: SeedOptions): Promise<SeedResult> 
       INSERT INTO users (email, hashed_password, full_name, role)
       VALUES (${instructorEmail}, ${adminHash}, 'Staging Instructor', 'INSTRUCTOR') RETURNING id`;
 
-    // Each student studies 1-3 specializations; XP is skewed towards the
-    // lower levels (random()^2) and reaches past the top threshold.
-    const progress = await tx`
-      WITH picks AS MATERIALIZED (
-        SELECT g AS student_id, 1 + floor(random() * 3)::int AS how_many, floor(random() * 3)::int AS first
-        FROM generate_series(1, ${students}::int) AS g
-      ), specs AS (
-        SELECT s.id, row_number() OVER (ORDER BY s.id)::int - 1 AS ord, max(l.xp_threshold) AS top
-        FROM specializations s JOIN specialization_levels l ON l.specialization_id = s.id
-        GROUP BY s.id
-      )
-      INSERT INTO specialization_progress (student_id, specialization_id, total_xp, current_level)
-      SELECT student_id, specialization_id, xp, level_for_xp(specialization_id, xp)
-      FROM (
-        -- random() in this target list runs once per row (a volatile subquery is not flattened).
-        SELECT p.student_id, s.id AS specialization_id, (1 + floor(random() * random() * s.top * 1.2))::bigint AS xp
-        FROM picks p JOIN specs s ON (s.ord - p.first + 3) % 3 < p.how_many
-      ) AS rows`;
-
-    await tx`
-      INSERT INTO user_licenses (user_id, specialization_type, current_level, max_achieved_level)
-      SELECT student_id, specialization_id, current_level, current_level FROM specialization_progress`;
-    await tx`
-      INSERT INTO xp_events
-        (student_id, specialization_id, xp_change, xp_before, xp_after, level_before, level_after, actor_id, source)
-      SELECT student_id, specialization_id, total_xp, 0, total_xp, 1, current_level, ${admin.id}, 'seed'
-      FROM specialization_progress`;
+    // Students in chunks, each chunk set-based: progress can be reported, and
+    // memory on both sides stays flat however many students there are.
+    let progressRows = 0;
+    onProgress?.(0, students);
+    for (let lo = 1; lo <= students; lo += SEED_CHUNK) {
+      const hi = Math.min(students, lo + SEED_CHUNK - 1);
+      await tx`
+        INSERT INTO users (id, email, hashed_password, full_name, role)
+        SELECT g, 'student' || g || '@academy.example.com', ${studentHash}, 'Student ' || g, 'STUDENT'
+        FROM generate_series(${lo}::int, ${hi}::int) AS g`;
+      // Each student studies 1-3 specializations; XP is skewed towards the
+      // lower levels (random()^2) and reaches past the top threshold.
+      const progress = await tx`
+        WITH picks AS MATERIALIZED (
+          SELECT g AS student_id, 1 + floor(random() * 3)::int AS how_many, floor(random() * 3)::int AS first
+          FROM generate_series(${lo}::int, ${hi}::int) AS g
+        ), specs AS (
+          SELECT s.id, row_number() OVER (ORDER BY s.id)::int - 1 AS ord, max(l.xp_threshold) AS top
+          FROM specializations s JOIN specialization_levels l ON l.specialization_id = s.id
+          GROUP BY s.id
+        )
+        INSERT INTO specialization_progress (student_id, specialization_id, total_xp, current_level)
+        SELECT r.student_id, r.specialization_id, r.xp, level_on_scale(v.thresholds, v.reached, r.xp)
+        FROM (
+          -- random() in this target list runs once per row (a volatile subquery is not flattened).
+          SELECT p.student_id, s.id AS specialization_id, (1 + floor(random() * random() * s.top * 1.2))::bigint AS xp
+          FROM picks p JOIN specs s ON (s.ord - p.first + 3) % 3 < p.how_many
+        ) AS r JOIN level_scale v ON v.specialization_id = r.specialization_id`;
+      progressRows += progress.count;
+      await tx`
+        INSERT INTO user_licenses (user_id, specialization_type, current_level, max_achieved_level)
+        SELECT student_id, specialization_id, current_level, current_level FROM specialization_progress
+        WHERE student_id BETWEEN ${lo} AND ${hi}`;
+      await tx`
+        INSERT INTO xp_events
+          (student_id, specialization_id, xp_change, xp_before, xp_after, level_before, level_after, actor_id, source)
+        SELECT student_id, specialization_id, total_xp, 0, total_xp, 1, current_level, ${admin.id}, 'seed'
+        FROM specialization_progress WHERE student_id BETWEEN ${lo} AND ${hi}`;
+      onProgress?.(hi, students);
+    }
 
     const desynced = desyncRate > 0 ? await breakPairs(tx, desyncRate) : 0;
     return {
       students,
-      progressRows: progress.count,
+      progressRows,
       desyncedPairs: desynced,
       adminId: admin.id,
       instructorId: instructor.id,

@@ -5,6 +5,7 @@
  */
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
+import { DatabaseWatch } from "./db_watch.ts";
 import { IntegrityRunner } from "./integrity/runner.ts";
 import { type Migration, readMigrations } from "./migrate.ts";
 
@@ -16,18 +17,24 @@ export interface Services {
   runner: IntegrityRunner;
   /** The migration files this build ships (readiness compares them with the database). */
   migrations: Migration[];
+  /** Whether the database is reachable, as requests see it. */
+  watch: DatabaseWatch;
 }
 
-/** Builds the services over an open pool. */
+/** Builds the services over an open pool; `probe` checks the database on a connection of its own. */
 export async function buildServices(
   config: Config,
-  sql: Sql,
+  db: { sql: Sql; probe: () => Promise<void> },
   migrations?: Migration[],
 ): Promise<Services> {
   return {
     config,
-    sql,
-    runner: new IntegrityRunner(sql, { logDir: config.LOG_DIR, historyDays: config.INTEGRITY_HISTORY_DAYS }),
+    sql: db.sql,
+    runner: new IntegrityRunner(db.sql, {
+      logDir: config.LOG_DIR,
+      historyDays: config.INTEGRITY_HISTORY_DAYS,
+    }),
     migrations: migrations ?? await readMigrations(),
+    watch: new DatabaseWatch({ probe: db.probe }),
   };
 }

@@ -67,6 +67,8 @@ ALTER TABLE idempotency_keys DROP COLUMN status_code;
 --   unknown_student  not an active student (also when replayed under its key)
 --   key_conflict     the key was used before for another request
 --   actor_inactive   the caller's account is gone, inactive or not staff
+--   expired          it ran after p_deadline (it waited for a connection while the
+--                    database was unreachable, and the caller was already answered)
 -- One statement, so one transaction: progress, license, ledger and key are
 -- written together or not at all.
 DROP FUNCTION apply_xp(integer, text, bigint, integer, text, text);
@@ -77,6 +79,7 @@ CREATE FUNCTION apply_xp(
   p_actor integer,
   p_request_id text,
   p_key text,
+  p_deadline timestamptz,
   OUT outcome text,
   OUT body text
 )
@@ -96,6 +99,10 @@ DECLARE
   v_event_id bigint;
   v_at text := iso_utc(now());
 BEGIN
+  IF p_deadline IS NOT NULL AND clock_timestamp() > p_deadline THEN
+    outcome := 'expired';
+    RETURN;
+  END IF;
   IF p_xp IS NULL OR p_xp <= 0 THEN
     RAISE EXCEPTION 'xp_change must be positive' USING ERRCODE = 'invalid_parameter_value';
   END IF;

@@ -6,12 +6,13 @@ import { authRoutes } from "./auth.ts";
 import { API_CONTRACT } from "./contract.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health.ts";
+import { databaseGuard } from "./middleware/database_guard.ts";
 import { rateLimit, type RateLimitStore } from "./middleware/rate_limit.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
-import { onError, onNotFound } from "./problem.ts";
+import { notFoundOrMethodNotAllowed, onError } from "./problem.ts";
 import { progressRoutes } from "./progress.ts";
 
 /** Everything the HTTP surface is built from: the process's services plus the edge's own state. */
@@ -31,11 +32,18 @@ export function createApp(deps: AppDeps) {
   if (config.LOG_REQUESTS) app.use(requestLog);
   app.use(rateLimit({ config, store: deps.rateLimitStore }));
   app.onError(onError);
-  app.notFound(onNotFound);
+  app.notFound(notFoundOrMethodNotAllowed(() => app.routes));
+
+  // Bounded waits: while the database is unreachable these answer 503 at once.
+  const guard = databaseGuard(deps.watch);
+  for (const prefix of ["/api/v1/auth/*", "/api/v1/specializations/*", "/api/v1/health/*"]) {
+    app.use(prefix, guard);
+  }
 
   app.route("/", opsRoutes({ sql, migrations }));
   app.route("/", authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS }));
-  app.route("/", progressRoutes({ sql, tokenKey }));
+  const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
+  app.route("/", progressRoutes({ sql, tokenKey, answerWithinMs }));
   app.route("/api/v1/health", healthRoutes({ sql, runner, config, tokenKey }));
   app.route("/", openapiRoutes({ contract: API_CONTRACT }));
   return app;

@@ -25,25 +25,26 @@ export interface HealthDeps {
 /** The health API; mount under /api/v1/health. */
 export function healthRoutes({ sql, runner, config, tokenKey }: HealthDeps) {
   const app = new Hono<AuthEnv>();
-  app.use("*", roleGuard(tokenKey)("ADMIN"));
+  // On each route rather than "*": a method a path does not serve is 405, not 401.
+  const admin = roleGuard(tokenKey)("ADMIN");
   app.use("*", async (c, next) => {
     await next();
     c.header("Cache-Control", "no-store");
   });
 
-  app.get("/status", async (c) => {
+  app.get("/status", admin, async (c) => {
     return c.json(await healthReport(sql, config, runner.fullCheckRunning));
   });
 
-  app.get("/metrics", query(metricsQuery), async (c) => {
+  app.get("/metrics", admin, query(metricsQuery), async (c) => {
     return c.json(await healthMetrics(sql, c.req.valid("query").window));
   });
 
-  app.get("/violations", query(violationsQuery), async (c) => {
+  app.get("/violations", admin, query(violationsQuery), async (c) => {
     return c.json(await listViolations(sql, c.req.valid("query")));
   });
 
-  app.post("/check-now", jsonBody(checkNowBody, { optional: true }), async (c) => {
+  app.post("/check-now", admin, jsonBody(checkNowBody, { optional: true }), async (c) => {
     const userId = c.req.valid("json").user_id ?? null;
     if (userId !== null) await requireUser(sql, userId);
     const check = await runner.run("manual", userId);
@@ -53,7 +54,7 @@ export function healthRoutes({ sql, runner, config, tokenKey }: HealthDeps) {
     return c.json(check);
   });
 
-  app.post("/violations/repair", jsonBody(repairBody), async (c) => {
+  app.post("/violations/repair", admin, jsonBody(repairBody), async (c) => {
     const body = c.req.valid("json");
     if (body.student_id !== undefined) await requireUser(sql, body.student_id);
     const result = await repair(sql, {
@@ -61,6 +62,9 @@ export function healthRoutes({ sql, runner, config, tokenKey }: HealthDeps) {
       dryRun: body.dry_run,
       actorId: c.get("principal").userId,
     });
+    // A real repair is followed by a full check that sees it, so the status and
+    // the violations list show the repaired state right away.
+    if (!result.dry_run) result.check = await runner.run("repair", null, { fresh: true });
     return c.json(result);
   });
   return app;

@@ -10,12 +10,21 @@ import type { Role } from "../lib/model.ts";
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 const METHODS: readonly string[] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
+/** A header a route reads or sends, beyond the ones every route has. */
+export interface HeaderDoc {
+  name: string;
+  description: string;
+  schema: Record<string, unknown>;
+}
+
 /** One endpoint as clients (and the security tests) see it. */
 export interface RouteDoc {
   method: Method;
   /** Full path in Hono form (`/api/v1/things/:id`). */
   path: string;
   summary: string;
+  /** Groups operations in the document (e.g. `health`). */
+  tag: string;
   /** Roles allowed to call it; empty means public (no token). */
   roles: readonly Role[];
   /** JSON body schema (strict). */
@@ -24,14 +33,18 @@ export interface RouteDoc {
   bodyOptional?: boolean;
   /** Query-string schema (an object schema). */
   query?: z.ZodType;
-  /** Schema of the 200 body, when it has a fixed shape. */
-  response?: z.ZodType;
-  /** Other statuses this endpoint answers, with what they mean. */
+  /** Schema of the 200 body. */
+  response: z.ZodType;
+  /** Errors particular to this endpoint (404, 409, 422 ...), with what they mean. */
   responses?: Record<number, string>;
+  /** Request headers it reads. */
+  requestHeaders?: HeaderDoc[];
+  /** Headers of its 200 beyond the common ones. */
+  responseHeaders?: HeaderDoc[];
+  /** False for endpoints that never touch the database (no 503). */
+  usesDatabase?: boolean;
   /** A valid request body: documentation, and what the security tests send. */
   example?: unknown;
-  /** False for endpoints outside the rate limit. */
-  rateLimited?: boolean;
 }
 
 /** A route as the router knows it (Hono's `app.routes` entries fit). */
@@ -77,11 +90,64 @@ function jsonSchema(schema: z.ZodType, io: "input" | "output"): JsonSchema {
   return rest;
 }
 
-const problemRef = { $ref: "#/components/schemas/Problem" };
-const problemResponse = (description: string) => ({
-  description,
-  content: { "application/problem+json": { schema: problemRef } },
-});
+const ref = (kind: string, name: string) => ({ $ref: `#/components/${kind}/${name}` });
+
+// Headers every response of the API carries, and the ones of limits and retries.
+const HEADERS: Record<string, { description: string; schema: JsonSchema }> = {
+  "X-Request-Id": {
+    description: "The request's id (a valid incoming one is kept); quote it when reporting a problem",
+    schema: { type: "string" },
+  },
+  "RateLimit-Policy": {
+    description: 'The limit per client IP, e.g. `"per-ip";q=100;w=60` (draft-ietf-httpapi-ratelimit-headers)',
+    schema: { type: "string" },
+  },
+  RateLimit: {
+    description: 'What is left of the window, e.g. `"per-ip";r=37;t=42`',
+    schema: { type: "string" },
+  },
+  "Retry-After": { description: "Seconds to wait before retrying", schema: { type: "integer", minimum: 1 } },
+  "WWW-Authenticate": { description: 'Always `Bearer realm="levelguard"`', schema: { type: "string" } },
+  Allow: { description: "The methods this path serves", schema: { type: "string" } },
+};
+
+const headerRefs = (...names: string[]) => Object.fromEntries(names.map((n) => [n, ref("headers", n)]));
+
+// The errors any route can answer, by status: description and the headers they carry.
+const PROBLEMS: Record<number, { description: string; headers: string[] }> = {
+  400: {
+    description: "Invalid input; `errors` names each field",
+    headers: ["RateLimit-Policy", "RateLimit"],
+  },
+  401: {
+    description: "No token, or a malformed, tampered, expired or foreign token",
+    headers: ["WWW-Authenticate", "RateLimit-Policy", "RateLimit"],
+  },
+  403: { description: "A valid token without the role", headers: ["RateLimit-Policy", "RateLimit"] },
+  404: { description: "Not found", headers: ["RateLimit-Policy", "RateLimit"] },
+  405: { description: "Another method of this path; `Allow` lists the served ones", headers: ["Allow"] },
+  413: { description: "Body over 16 KB", headers: [] },
+  415: { description: "Body is not application/json", headers: [] },
+  422: { description: "Unprocessable request", headers: [] },
+  429: {
+    description: "Rate limit exceeded; wait `Retry-After` seconds",
+    headers: ["Retry-After", "RateLimit-Policy", "RateLimit"],
+  },
+  500: { description: "Unexpected error; quote request_id", headers: [] },
+  503: {
+    description: "The database is unavailable or busy; retry after `Retry-After` seconds",
+    headers: ["Retry-After"],
+  },
+};
+
+function problem(status: number, description?: string) {
+  const p = PROBLEMS[status];
+  return {
+    description: description ?? p.description,
+    headers: headerRefs("X-Request-Id", ...p.headers),
+    content: { "application/problem+json": { schema: ref("schemas", "Problem") } },
+  };
+}
 
 function parameters(doc: RouteDoc) {
   const params: JsonSchema[] = [];
@@ -96,35 +162,55 @@ function parameters(doc: RouteDoc) {
       params.push({ name, in: "query", required: required.has(name), schema: s });
     }
   }
+  for (const h of doc.requestHeaders ?? []) {
+    params.push({
+      name: h.name,
+      in: "header",
+      required: false,
+      description: h.description,
+      schema: h.schema,
+    });
+  }
   return params;
 }
 
 function operation(doc: RouteDoc) {
-  const responses: Record<string, unknown> = {
-    200: doc.response
-      ? { description: "OK", content: { "application/json": { schema: jsonSchema(doc.response, "output") } } }
-      : { description: "OK" },
+  const responseHeaders = {
+    ...headerRefs("X-Request-Id", "RateLimit-Policy", "RateLimit"),
+    ...Object.fromEntries(
+      (doc.responseHeaders ?? []).map((h) => [h.name, { description: h.description, schema: h.schema }]),
+    ),
   };
-  for (const [status, description] of Object.entries(doc.responses ?? {})) {
-    responses[status] = status === "200" ? responses[200] : problemResponse(description);
-  }
-  if (doc.body || doc.query) responses[400] = problemResponse("Invalid input; `errors` names each field");
+  const responses: Record<string, unknown> = {
+    200: {
+      description: "OK",
+      headers: responseHeaders,
+      content: { "application/json": { schema: jsonSchema(doc.response, "output") } },
+    },
+  };
+  if (doc.body || doc.query || doc.requestHeaders?.length) responses[400] = problem(400);
   if (doc.roles.length) {
-    responses[401] = problemResponse("No token, or a malformed, tampered, expired or foreign token");
-    responses[403] = problemResponse(`Valid token without the role (${doc.roles.join(", ")})`);
+    responses[401] = problem(401);
+    responses[403] = problem(403, `A valid token without the role (${doc.roles.join(", ")})`);
   }
+  for (const [status, description] of Object.entries(doc.responses ?? {})) {
+    responses[status] = problem(Number(status), description);
+  }
+  responses[405] = problem(405);
   if (doc.body) {
-    responses[413] = problemResponse("Body over 16 KB");
-    responses[415] = problemResponse("Body is not application/json");
+    responses[413] = problem(413);
+    responses[415] = problem(415);
   }
-  if (doc.rateLimited !== false) responses[429] = problemResponse("Rate limit exceeded; see Retry-After");
-  responses[500] = problemResponse("Unexpected error; quote request_id");
+  responses[429] = problem(429);
+  responses[500] = problem(500);
+  if (doc.usesDatabase !== false) responses[503] = problem(503);
 
   const op: Record<string, unknown> = {
     summary: doc.summary,
     operationId: `${doc.method.toLowerCase()}${
       doc.path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c) => (c ?? "").toUpperCase())
     }`,
+    tags: [doc.tag],
     security: doc.roles.length ? [{ bearer: [] }] : [],
     "x-roles": doc.roles,
     responses,
@@ -145,6 +231,14 @@ function operation(doc: RouteDoc) {
   return op;
 }
 
+/** Tags of the document, with what each groups. */
+const TAGS = [
+  { name: "auth", description: "Logging in: email and password for a bearer token" },
+  { name: "progress", description: "Awarding XP through the coupling enforcer" },
+  { name: "health", description: "Integrity checks, their history and violations, repair (ADMIN)" },
+  { name: "meta", description: "This document" },
+];
+
 /** The OpenAPI 3.1 document for `docs`. */
 export function buildOpenApi(docs: readonly RouteDoc[]) {
   const paths: Record<string, Record<string, unknown>> = {};
@@ -157,12 +251,17 @@ export function buildOpenApi(docs: readonly RouteDoc[]) {
     info: {
       title: "Levelguard API",
       version: "1",
-      description: "Errors are application/problem+json (RFC 9457). Every response carries X-Request-Id.",
+      description: "Errors are application/problem+json (RFC 9457). Every response carries X-Request-Id. " +
+        "Every /api route is rate limited per client IP (RateLimit headers; 429 with Retry-After).",
+      license: { name: "Proprietary", url: "https://levelguard.dev/license" },
     },
+    servers: [{ url: "/", description: "The Levelguard instance that serves this document" }],
+    tags: TAGS,
     paths,
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } },
       schemas: { Problem: jsonSchema(problemSchema, "output") },
+      headers: HEADERS,
     },
   };
 }

@@ -158,3 +158,34 @@ export function onError(err: Error, c: Context): Response {
 export function onNotFound(c: Context): Response {
   return respond(c, { status: 404, detail: `No route for ${c.req.method} ${c.req.path}` });
 }
+
+function patternOf(path: string): RegExp {
+  const source = path.split("/").map((part) =>
+    part === "*" ? ".*" : part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+  ).join("/");
+  return new RegExp(`^${source}/?$`);
+}
+
+/**
+ * notFound that knows the routes: a path served for other methods is 405 with
+ * `Allow` (HEAD wherever GET is); any other path is 404. `routes` is read on
+ * the first miss, once every router is mounted.
+ */
+export function notFoundOrMethodNotAllowed(routes: () => readonly { method: string; path: string }[]) {
+  let table: { pattern: RegExp; method: string }[] | undefined;
+  return (c: Context): Response => {
+    table ??= routes().filter((r) => r.method !== "ALL").map((r) => ({
+      pattern: patternOf(r.path),
+      method: r.method.toUpperCase(),
+    }));
+    const allowed = new Set(table.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method));
+    if (allowed.size === 0) return onNotFound(c);
+    if (allowed.has("GET")) allowed.add("HEAD");
+    const allow = [...allowed].sort().join(", ");
+    return respond(c, {
+      status: 405,
+      detail: `${c.req.method} is not served at ${c.req.path}; use ${allow}`,
+      headers: { Allow: allow },
+    });
+  };
+}

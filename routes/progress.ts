@@ -4,17 +4,23 @@ import { applyXpChange } from "../lib/coupling.ts";
 import type { Sql } from "../lib/db.ts";
 import { Invalid } from "../lib/errors.ts";
 import type { AuthEnv } from "./env.ts";
+import type { GuardEnv } from "./middleware/database_guard.ts";
 import { roleGuard } from "./middleware/require_role.ts";
 import { jsonBody } from "./middleware/validate.ts";
 import { progressUpdateBody } from "./schemas.ts";
+
+// Clocks of the app and the database may differ this much without refusing every change.
+const CLOCK_SKEW_ALLOWANCE_MS = 30_000;
 
 // Printable ASCII without spaces, like the keys clients generate (UUIDs, ULIDs).
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** The progress update endpoint (ADMIN, INSTRUCTOR). */
-export function progressRoutes({ sql, tokenKey }: { sql: Sql; tokenKey: Uint8Array }) {
+export function progressRoutes(
+  { sql, tokenKey, answerWithinMs }: { sql: Sql; tokenKey: Uint8Array; answerWithinMs: number },
+) {
   const allow = roleGuard(tokenKey);
-  const app = new Hono<AuthEnv>();
+  const app = new Hono<AuthEnv & GuardEnv>();
   app.post(
     "/api/v1/specializations/progress/update",
     allow("ADMIN", "INSTRUCTOR"),
@@ -27,6 +33,7 @@ export function progressRoutes({ sql, tokenKey }: { sql: Sql; tokenKey: Uint8Arr
         ]);
       }
       const body = c.req.valid("json");
+      c.set("writeInFlight", true);
       const { body: json, replayed } = await applyXpChange(sql, {
         studentId: body.student_id,
         specializationId: body.specialization_id,
@@ -34,6 +41,9 @@ export function progressRoutes({ sql, tokenKey }: { sql: Sql; tokenKey: Uint8Arr
         actorId: c.get("principal").userId,
         requestId: c.get("requestId"),
         idempotencyKey: key,
+        // A statement still queued long after the caller was answered (an outage) must not apply
+        // when the database returns; the database's clock decides, so allow for some skew.
+        deadline: new Date(Date.now() + answerWithinMs + CLOCK_SKEW_ALLOWANCE_MS),
       });
       if (replayed) c.header("Idempotent-Replayed", "true");
       // Already JSON (built by PostgreSQL in the documented order): sent without re-encoding.

@@ -7,6 +7,7 @@
 import type { Hono } from "hono";
 import { type Config, loadConfig } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
+import { connectionProbe } from "../lib/db_watch.ts";
 import type { Role } from "../lib/model.ts";
 import { buildServices } from "../lib/services.ts";
 import { issueToken } from "../lib/tokens.ts";
@@ -29,7 +30,7 @@ export interface TestApp {
   dataDir: string;
   /** Another app on the same database and directories (a second instance, other settings). */
   another(
-    options?: { env?: Record<string, string>; sql?: Sql },
+    options?: { env?: Record<string, string>; sql?: Sql; url?: string },
   ): Promise<{ app: Hono<AppEnv>; deps: AppDeps }>;
 }
 
@@ -45,8 +46,8 @@ export interface TestAppOptions {
 
 const DEFAULTS = { LOG_REQUESTS: "0", RATE_LIMIT_PER_MINUTE: "0", SCAN_ENABLED: "0" };
 
-async function build(config: Config, sql: Sql) {
-  const services = await buildServices(config, sql);
+async function build(config: Config, sql: Sql, url: string) {
+  const services = await buildServices(config, { sql, probe: connectionProbe(url, 2) });
   const deps: AppDeps = {
     ...services,
     tokenKey: TEST_TOKEN_KEY,
@@ -69,7 +70,7 @@ export async function withTestApp(
     loadConfig({ ...DEFAULTS, LOG_DIR: logDir, DATA_DIR: dataDir, ...options.env, ...env });
   try {
     const config = configFor();
-    const { app, deps } = await build(config, db.sql);
+    const { app, deps } = await build(config, db.sql, db.url);
     await fn({
       db,
       app,
@@ -77,7 +78,7 @@ export async function withTestApp(
       config,
       logDir,
       dataDir,
-      another: ({ env, sql } = {}) => build(configFor(env), sql ?? db.sql),
+      another: ({ env, sql, url } = {}) => build(configFor(env), sql ?? db.sql, url ?? db.url),
     });
   } finally {
     await db.close();

@@ -185,7 +185,7 @@ Deno.test("repair fixes exactly the repairable reported pairs, reports the rest,
   withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql);
     const { expected } = await breakKnownPairs(db.sql);
-    const { post } = await appFor(app);
+    const { post, get } = await appFor(app);
     await post("/api/v1/health/check-now");
 
     const res = await post("/api/v1/health/violations/repair", { dry_run: false });
@@ -216,10 +216,16 @@ Deno.test("repair fixes exactly the repairable reported pairs, reports the rest,
     assertEquals(audit.actor_id, ADMIN_ID);
     assertEquals(audit.details.repaired_pairs, repairable.size);
 
-    const rescan = await (await post("/api/v1/health/check-now")).json();
-    assertEquals(rescan.status, "healthy");
-    assertEquals(rescan.violation_count, 2);
-    assertEquals(rescan.counts_by_kind.ORPHAN_LICENSE + rescan.counts_by_kind.LEDGER_MISMATCH, 2);
+    // The repair ran a full check itself: the status shows the repaired state right away.
+    assertEquals([result.check.trigger, result.check.outcome, result.check.status], [
+      "repair",
+      "success",
+      "healthy",
+    ]);
+    assertEquals(result.check.violation_count, 2);
+    const status = await (await get("/api/v1/health/status")).json();
+    assertEquals([status.last_check.id, status.violation_count], [result.check.id, 2]);
+    assertEquals(status.violations_by_kind.ORPHAN_LICENSE + status.violations_by_kind.LEDGER_MISMATCH, 2);
 
     const again = await (await post("/api/v1/health/violations/repair", { dry_run: false })).json();
     assertEquals(again.repaired_pairs, 0);
@@ -240,8 +246,8 @@ Deno.test("a repair dry run reports the changes and writes nothing", () =>
     assertEquals(res.status, 200);
     const result = await res.json();
     assertEquals(result.dry_run, true);
-    assertEquals(result.repaired_pairs, 5);
-    assertEquals(result.audit_id, null);
+    assertEquals(result.would_repair, 5);
+    assertEquals([result.repaired_pairs, result.audit_id, result.check], [undefined, undefined, undefined]);
     const [after] = await snapshot();
     assertEquals(after, before);
 
@@ -281,7 +287,7 @@ function runScanCli(url: string, logDir: string) {
 }
 
 Deno.test({
-  name: "deno task scan prints a summary and exits 0 when healthy, 2 when critical",
+  name: "deno task scan prints a summary and exits 0 when healthy, 3 when critical",
   ignore: !hasServer,
 }, () =>
   withTestApp({ pool: 6 }, async ({ db, logDir }) => {
@@ -292,7 +298,7 @@ Deno.test({
 
     await dropLicenses(db.sql, 10);
     const bad = await runScanCli(db.url, logDir);
-    assertEquals(bad.code, 2, bad.stderr);
+    assertEquals(bad.code, 3, bad.stderr);
     assert(bad.stdout.includes("critical"), bad.stdout);
     assert(bad.stdout.includes("MISSING_LICENSE"), bad.stdout);
     const rows = await db.sql`SELECT trigger, status FROM integrity_checks ORDER BY id`;

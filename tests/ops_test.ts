@@ -1,5 +1,6 @@
 import { assertEquals, assertMatch } from "./_assert.ts";
 import postgres from "postgres";
+import { API_CONTRACT } from "../routes/contract.ts";
 import { closedPort, withTestApp } from "./_fixture.ts";
 
 Deno.test("/healthz answers without touching the database, with a request id", () =>
@@ -48,4 +49,23 @@ Deno.test("unknown routes get a problem+json 404", () =>
     assertEquals(res.headers.get("content-type"), "application/problem+json");
     const body = await res.json();
     assertEquals([body.status, body.title], [404, "Not found"]);
+  }));
+
+Deno.test("a method a path does not serve is 405 problem+json with Allow, on every route; unknown paths stay 404", () =>
+  withTestApp(async ({ app }) => {
+    const served = new Map<string, Set<string>>();
+    for (const doc of API_CONTRACT) served.set(doc.path, (served.get(doc.path) ?? new Set()).add(doc.method));
+    served.set("/healthz", new Set(["GET"]));
+    served.set("/readyz", new Set(["GET"]));
+    for (const [path, methods] of served) {
+      const allow = [...methods, ...(methods.has("GET") ? ["HEAD"] : [])].sort().join(", ");
+      for (const method of ["GET", "POST", "PUT", "DELETE", "PATCH"].filter((m) => !methods.has(m))) {
+        const res = await app.request(path, { method });
+        assertEquals(res.status, 405, `${method} ${path}`);
+        assertEquals(res.headers.get("allow"), allow, `${method} ${path}`);
+        assertEquals(res.headers.get("content-type"), "application/problem+json");
+        assertEquals((await res.json()).title, "Method not allowed");
+      }
+    }
+    assertEquals((await app.request("/api/v1/health/nothing", { method: "POST" })).status, 404);
   }));

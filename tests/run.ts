@@ -5,11 +5,26 @@
  * parallel. Each test copies the template (`CREATE DATABASE ... TEMPLATE`).
  */
 import postgres from "postgres";
+import { z } from "zod";
+import { argsOrExit } from "../lib/cli/_args.ts";
 import { migrate } from "../lib/migrate.ts";
 import { type Cluster, findPgBin, startCluster } from "../lib/dev/cluster.ts";
 import { hermeticEnv } from "./_process.ts";
 
 const TEMPLATE = `levelguard_template_${Deno.pid}`;
+
+const { _: files } = argsOrExit({
+  name: "test",
+  summary: "Format, lint and type checks, then every test (deno task test:only [files]: only the tests).",
+  options: {},
+  positionals: "[files]",
+  schema: z.object({ _: z.array(z.string()) }),
+  notes: [
+    "The database: TEST_DATABASE_URL or DATABASE_URL when set; otherwise a throwaway cluster in a temp",
+    "directory when PostgreSQL's initdb is installed; otherwise embedded PGlite (concurrency tests skipped).",
+    "LG_SLOW_TESTS=1 also runs the slow soaks.",
+  ],
+});
 
 async function pickServer(): Promise<{ url: string; label: string; cluster?: Cluster } | null> {
   const url = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL");
@@ -59,7 +74,7 @@ if (server) {
   env.LG_TEST_PGLITE = "1";
 }
 
-const args = Deno.args.length ? Deno.args : ["tests/"];
+const args = files.length ? files : ["tests/"];
 const child = new Deno.Command(Deno.execPath(), {
   args: ["test", "-A", "--parallel", ...args],
   // Hermetic: nothing exported in the developer's shell reaches the tests.

@@ -6,7 +6,9 @@ import { healthReport } from "../lib/integrity/report.ts";
 import { IntegrityRunner, SCAN_LOCK_KEY } from "../lib/integrity/runner.ts";
 import { CRON_NAME, runScheduled, scheduleIntegrityScan } from "../lib/integrity/schedule.ts";
 import { hasServer, type TestDatabase } from "./_db.ts";
-import { type TestApp, withTestApp } from "./_fixture.ts";
+import postgres from "postgres";
+import { capturingStderr, type TestApp, withTestApp } from "./_fixture.ts";
+import { switchableProxy } from "./_proxy.ts";
 import { seedConsistent } from "./_integrity.ts";
 import { spawnScript } from "./_process.ts";
 
@@ -291,3 +293,35 @@ Deno.test("next_check_at follows the cron expression in UTC", () => {
   assertEquals(nextCronTime("*/5 * * *", at), null);
   assertEquals(nextCronTime("61 * * * *", at), null);
 });
+
+Deno.test({
+  name: "a scheduled run while the database is unreachable is recorded as failed once it is back",
+  ignore: !hasServer,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, () =>
+  withTestApp(async ({ db, logDir }) => {
+    await seedConsistent(db.sql, 20);
+    const proxy = switchableProxy(db.url);
+    const sql = postgres(proxy.url, { max: 3, connect_timeout: 2, onnotice: () => {}, backoff: () => 0.05 });
+    try {
+      const runner = new IntegrityRunner(sql, { logDir, historyDays: 30 });
+      proxy.cut();
+      const { result: missed } = await capturingStderr(() => runScheduled(runner));
+      assertEquals(missed, null, "the tick could not run");
+      proxy.restore();
+      const next = await runScheduled(runner);
+      assertEquals(next!.outcome, "success");
+      const rows = await db.sql`SELECT trigger, outcome, error FROM integrity_checks ORDER BY id`;
+      assertEquals(rows.map((r) => [r.trigger, r.outcome]), [["schedule", "failure"], [
+        "schedule",
+        "success",
+      ]]);
+      assert(rows[0].error.startsWith("could not start: "), rows[0].error);
+      const metrics = await healthMetrics(db.sql, "1h");
+      assertEquals(metrics.scheduler.success_rate, 0.5, "the outage shows in the scheduler's success rate");
+    } finally {
+      await sql.end({ timeout: 1 });
+      proxy.close();
+    }
+  }));

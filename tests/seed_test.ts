@@ -94,13 +94,20 @@ Deno.test({
     const ok = await runSeed(["--students", "50", "--desync-rate", "0"], env);
     assertEquals(ok.code, 0, ok.stderr);
     assert(ok.stdout.startsWith("seeded 50 students"), ok.stdout);
+    // It says what it is about to do, defaults included; no progress line when not on a terminal.
+    assertEquals(ok.stderr.trim(), "seed: 50 students, desync rate 0, admin admin@staging.example.com");
     const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM users WHERE role = 'STUDENT'`;
     assertEquals(n, 50);
 
-    const bad = await runSeed(["--students", "ten"], env);
-    assertEquals(bad.code, 1);
-    assertEquals(bad.stderr.trim().split("\n").length, 1, bad.stderr);
-    assert(bad.stderr.startsWith("seed: --students"), bad.stderr);
+    for (const args of [["--students", "ten"], ["--desync", "0.1"], []]) {
+      const bad = await runSeed(args, env);
+      assertEquals(bad.code, 2, `${args}: ${bad.stderr}`);
+      const [first, second] = bad.stderr.split("\n");
+      assert(/^seed: (--students|Unknown option '--desync')/.test(first), first);
+      assert(second.startsWith("usage: deno task seed"), bad.stderr);
+    }
+    const [{ users }] = await db.sql`SELECT count(*)::int AS users FROM users`;
+    assertEquals(users, 52, "bad arguments wrote nothing");
 
     const noPasswords = await runSeed(["--students", "5"], { DATABASE_URL: db.url });
     assertEquals(noPasswords.code, 1);

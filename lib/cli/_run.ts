@@ -1,27 +1,76 @@
-/** Shared start-up for command-line tasks: config, database, services, one-line failures. */
+/**
+ * Shared start-up for command-line tasks: arguments (`--help`, exit 2 on bad
+ * ones), configuration, the embedded database's lock, the database and the
+ * process's services; every expected failure is one line.
+ */
+import type { z } from "zod";
 import { type Config, loadConfig } from "../config.ts";
+import { lockDataDir } from "../data_dir.ts";
 import { type Database, openDatabase } from "../db.ts";
-import { isOneLine } from "../errors.ts";
+import { isOneLine, UsageError } from "../errors.ts";
+import { pendingMigrations } from "../migrate.ts";
 import { buildServices, type Services } from "../services.ts";
+import { argsOrExit, type TaskSpec, usage } from "./_args.ts";
 
-/** Runs a task with an open database and the process's services; exits with its code. */
-export async function runTask(
-  name: string,
-  task: (ctx: { config: Config; db: Database; services: Services }) => Promise<number | void>,
+/** What a task gets. */
+export interface TaskContext<T> {
+  args: T;
+  config: Config;
+  db: Database;
+  services: Services;
+}
+
+/** Options of `runTask`. */
+export interface RunOptions {
+  /** `migrated`: refuse with "run deno task migrate first" when migrations are pending. */
+  database: "any" | "migrated";
+  /** With the embedded database in use by the server: what to do instead (e.g. the API call). */
+  whileServerRuns?: string;
+}
+
+/** Runs a task; exits with its code (0, 1 for a failure, 2 for bad arguments). */
+export async function runTask<S extends z.ZodType>(
+  spec: TaskSpec<S>,
+  options: RunOptions,
+  task: (ctx: TaskContext<z.output<S>>) => Promise<number | void>,
 ): Promise<never> {
+  const args = argsOrExit(spec);
   let db: Database | undefined;
+  let release = () => {};
   let code = 0;
   try {
     const config = loadConfig();
+    if (!config.DATABASE_URL) {
+      const instead = options.whileServerRuns ? `${options.whileServerRuns}, or ` : "";
+      release = (await lockDataDir(config.DATA_DIR, `${instead}stop it, or set DATABASE_URL`)).release;
+    }
     db = await openDatabase(config);
-    const services = await buildServices(config, db.sql);
-    code = (await task({ config, db, services })) ?? 0;
+    const services = await buildServices(config, db);
+    if (options.database === "migrated") {
+      const pending = await pendingMigrations(db.sql, services.migrations);
+      if (pending.length) {
+        throw new UsageError(
+          `the database is not migrated (pending: ${pending.join(", ")}); run deno task migrate first`,
+        );
+      }
+    }
+    code = (await task({ args, config, db, services })) ?? 0;
   } catch (err) {
-    if (!isOneLine(err)) throw err;
-    console.error(`${name}: ${err.message}`);
     code = 1;
+    if (err instanceof UsageError && err.message.startsWith("--")) {
+      console.error(`${spec.name}: ${err.message}\n${usage(spec)}`);
+      code = 2;
+    } else if (isOneLine(err)) {
+      console.error(`${spec.name}: ${err.message}`);
+    } else if ((err as { code?: string })?.code === "42P01") {
+      // A table is missing: the database was never (fully) migrated.
+      console.error(`${spec.name}: ${(err as Error).message}; run deno task migrate first`);
+    } else {
+      throw err;
+    }
   } finally {
     await db?.close().catch(() => {});
+    release();
   }
   Deno.exit(code);
 }

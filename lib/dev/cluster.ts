@@ -4,7 +4,12 @@ import { join } from "node:path";
 /** A running cluster and how to stop it. */
 export interface Cluster {
   url: string;
+  /** Stops the server and removes its files. */
   stop(): Promise<void>;
+  /** Stops the server (`pg_ctl stop -m fast`: sessions are ended) and keeps its data. */
+  halt(): Promise<void>;
+  /** Starts it again on the same port and data. */
+  resume(): Promise<void>;
 }
 
 const BIN_DIRS = [
@@ -60,12 +65,17 @@ export async function startCluster(bin: string, settings: Record<string, string>
     ...settings,
   };
   const o = Object.entries(options).map(([k, v]) => `-c ${k}=${v}`).join(" ");
-  await run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
+  const start = () =>
+    run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
+  const halt = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres);
+  await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     async stop() {
-      await run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres).catch(() => {});
+      await halt().catch(() => {});
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
+    halt,
+    resume: start,
   };
 }

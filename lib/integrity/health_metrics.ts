@@ -1,4 +1,5 @@
 /** GET /health/metrics: aggregates and history of full checks over a time window. */
+import { z } from "zod";
 import type { Queryable } from "../db.ts";
 
 /** Windows the API offers, with the width of one history point. */
@@ -11,33 +12,45 @@ export const METRIC_WINDOWS = {
 /** One of the windows. */
 export type MetricWindow = keyof typeof METRIC_WINDOWS;
 
-/** One history point: the successful full checks that started in one bucket. */
-export interface HistoryPoint {
-  at: string;
-  checks: number;
-  consistency_rate: number;
-  min_consistency_rate: number;
-  violation_count: number;
-  duration_ms: number;
-}
+const nullableNumber = z.number().nullable();
 
-/** The body of GET /api/v1/health/metrics. */
-export interface HealthMetrics {
-  window: MetricWindow;
-  from: string;
-  to: string;
-  checks: { success: number; failure: number; skipped: number; running: number };
+/** One history point: the successful full checks that started in one bucket. */
+const historyPointSchema = z.strictObject({
+  at: z.iso.datetime(),
+  checks: z.int(),
+  consistency_rate: z.number(),
+  min_consistency_rate: z.number(),
+  violation_count: z.int(),
+  duration_ms: z.number(),
+});
+
+/** The body of GET /api/v1/health/metrics: the schema is the type. */
+export const healthMetricsSchema = z.strictObject({
+  window: z.enum(["1h", "24h", "7d"]),
+  from: z.iso.datetime(),
+  to: z.iso.datetime(),
+  checks: z.strictObject({ success: z.int(), failure: z.int(), skipped: z.int(), running: z.int() }),
   /**
    * Scheduled runs only. success_rate = success / (success + failure): a run
    * skipped because another instance held the scan lock is not a failure (that
    * instance ran the tick); null when no scheduled run finished.
    */
-  scheduler: { success: number; failure: number; skipped: number; success_rate: number | null };
-  consistency_rate: { avg: number | null; min: number | null; latest: number | null };
-  violations: { avg: number | null; max: number | null; latest: number | null };
-  duration_ms: { p50: number | null; p95: number | null; max: number | null };
-  history: { bucket_seconds: number; points: HistoryPoint[] };
-}
+  scheduler: z.strictObject({
+    success: z.int(),
+    failure: z.int(),
+    skipped: z.int(),
+    success_rate: nullableNumber,
+  }),
+  consistency_rate: z.strictObject({ avg: nullableNumber, min: nullableNumber, latest: nullableNumber }),
+  violations: z.strictObject({ avg: nullableNumber, max: nullableNumber, latest: nullableNumber }),
+  duration_ms: z.strictObject({ p50: nullableNumber, p95: nullableNumber, max: nullableNumber }),
+  history: z.strictObject({ bucket_seconds: z.int(), points: z.array(historyPointSchema) }),
+});
+
+/** One history point. */
+export type HistoryPoint = z.infer<typeof historyPointSchema>;
+/** The metrics of a window. */
+export type HealthMetrics = z.infer<typeof healthMetricsSchema>;
 
 /** Aggregates the full checks that started within the window. */
 export async function healthMetrics(q: Queryable, window: MetricWindow): Promise<HealthMetrics> {

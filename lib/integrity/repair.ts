@@ -6,46 +6,65 @@
  * mismatches are reported, never changed: there is no progress to copy from,
  * and the append-only ledger cannot say whether total_xp or the ledger is wrong.
  */
+import { z } from "zod";
 import type { Sql } from "../db.ts";
+import { SPECIALIZATION_IDS, type SpecializationId } from "../model.ts";
+import { checkRecordSchema } from "./store.ts";
 
 /** Lists in the response are capped; counts are not. */
 export const REPAIR_LIST_LIMIT = 1000;
 
-/** A before/after pair of levels. */
-export interface LevelChange {
-  before: number | null;
-  after: number;
-}
+const levelChange = z.strictObject({ before: z.int().nullable(), after: z.int() }).nullable();
 
 /** What changed (or would change) for one pair. */
-export interface PairRepair {
-  student_id: number;
-  specialization_id: string;
-  progress_level: LevelChange | null;
-  license_level: LevelChange | null;
-  max_achieved_level: LevelChange | null;
-  license_created: boolean;
-}
+const pairRepairSchema = z.strictObject({
+  student_id: z.int(),
+  specialization_id: z.enum(SPECIALIZATION_IDS),
+  progress_level: levelChange,
+  license_level: levelChange,
+  max_achieved_level: levelChange,
+  license_created: z.boolean(),
+});
 
 /** A violation repair leaves alone, and why. */
-export interface NotRepairable {
-  student_id: number;
-  specialization_id: string;
-  kind: "ORPHAN_LICENSE" | "LEDGER_MISMATCH";
-  reason: string;
-}
+const notRepairableSchema = z.strictObject({
+  student_id: z.int(),
+  specialization_id: z.enum(SPECIALIZATION_IDS),
+  kind: z.enum(["ORPHAN_LICENSE", "LEDGER_MISMATCH"]),
+  reason: z.string(),
+});
 
-/** The body of POST /api/v1/health/violations/repair. */
-export interface RepairResult {
-  dry_run: boolean;
-  student_id: number | null;
-  repaired_pairs: number;
-  changes: PairRepair[];
-  changes_truncated: boolean;
-  not_repairable: NotRepairable[];
-  not_repairable_total: number;
-  audit_id: number | null;
-}
+const common = {
+  student_id: z.int().nullable(),
+  changes: z.array(pairRepairSchema),
+  changes_truncated: z.boolean(),
+  not_repairable: z.array(notRepairableSchema),
+  not_repairable_total: z.int(),
+};
+
+/**
+ * What a repair did (`dry_run: false`: `repaired_pairs`, its audit entry and
+ * the check run right after it) or would do (`dry_run: true`: `would_repair`,
+ * nothing written). The schema is the type.
+ */
+export const repairResultSchema = z.discriminatedUnion("dry_run", [
+  z.strictObject({ dry_run: z.literal(true), would_repair: z.int(), ...common }),
+  z.strictObject({
+    dry_run: z.literal(false),
+    repaired_pairs: z.int(),
+    ...common,
+    audit_id: z.int(),
+    /** The full check run right after the repair, so the status shows the repaired state. */
+    check: checkRecordSchema.nullable(),
+  }),
+]);
+
+/** One pair's change. */
+export type PairRepair = z.infer<typeof pairRepairSchema>;
+/** A pair left alone. */
+export type NotRepairable = z.infer<typeof notRepairableSchema>;
+/** What `repair` returns (the real repair's `check` is filled in by the caller). */
+export type RepairResult = z.infer<typeof repairResultSchema>;
 
 const REASONS = {
   ORPHAN_LICENSE: "no progress row to sync from; the license is kept for a person to decide",
@@ -104,7 +123,7 @@ export async function repair(
     const [{ n }] = await tx<{ n: number }[]>`SELECT count(*) AS n FROM integrity_repair_plan`;
     const plan = await tx<{
       student_id: number;
-      specialization_id: string;
+      specialization_id: SpecializationId;
       progress_before: number;
       license_id: number | null;
       license_before: number | null;
@@ -136,38 +155,33 @@ export async function repair(
         SELECT student_id, specialization_id, xp FROM ledger_totals WHERE ${inScope("student_id")}
       ) e ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
       WHERE ${inScope("p.student_id")} AND p.total_xp <> coalesce(e.xp, 0)`;
-    const notRepairable = await tx<(NotRepairable & { total: number })[]>`
+    const notRepairable = await tx<(Omit<NotRepairable, "reason"> & { total: number })[]>`
       SELECT *, count(*) OVER () AS total FROM (${unfixable}) u
       ORDER BY student_id, specialization_id, kind LIMIT ${REPAIR_LIST_LIMIT}`;
 
-    let auditId: number | null = null;
-    if (!options.dryRun) {
-      const [audit] = await tx<{ id: number }[]>`
-        INSERT INTO audit_log (actor_id, action, details)
-        VALUES (
-          (SELECT id FROM users WHERE id = ${options.actorId}),
-          'integrity.repair',
-          ${
-        tx.json({
-          student_id: studentId,
-          requested_by: options.actorId,
-          repaired_pairs: n,
-          pairs: changes.slice(0, 100).map((c) => [c.student_id, c.specialization_id]),
-          not_repairable: notRepairable[0]?.total ?? 0,
-        })
-      }
-        ) RETURNING id`;
-      auditId = audit.id;
-    }
-    return {
-      dry_run: options.dryRun,
+    const listed = {
       student_id: studentId,
-      repaired_pairs: n,
       changes,
       changes_truncated: n > changes.length,
       not_repairable: notRepairable.map(({ total: _total, ...r }) => ({ ...r, reason: REASONS[r.kind] })),
       not_repairable_total: notRepairable[0]?.total ?? 0,
-      audit_id: auditId,
     };
+    if (options.dryRun) return { dry_run: true, would_repair: n, ...listed };
+    const [audit] = await tx<{ id: number }[]>`
+      INSERT INTO audit_log (actor_id, action, details)
+      VALUES (
+        (SELECT id FROM users WHERE id = ${options.actorId}),
+        'integrity.repair',
+        ${
+      tx.json({
+        student_id: studentId,
+        requested_by: options.actorId,
+        repaired_pairs: n,
+        pairs: changes.slice(0, 100).map((c) => [c.student_id, c.specialization_id]),
+        not_repairable: notRepairable[0]?.total ?? 0,
+      })
+    }
+      ) RETURNING id`;
+    return { dry_run: false, repaired_pairs: n, ...listed, audit_id: audit.id, check: null };
   });
 }

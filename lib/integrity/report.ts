@@ -1,25 +1,29 @@
 /** GET /health/status: the last finished full check, read with one indexed query (no scan). */
+import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Queryable } from "../db.ts";
 import { nextCronTime } from "./cron_next.ts";
 import { SCAN_LOCK_KEY } from "./runner.ts";
-import type { ViolationKind } from "../model.ts";
-import { DEGRADED_MIN_RATE, type HealthStatus, HEALTHY_MIN_RATE } from "./status.ts";
-import { checkColumns, type CheckRecord } from "./store.ts";
+import { DEGRADED_MIN_RATE, HEALTHY_MIN_RATE } from "./status.ts";
+import { checkColumns, type CheckRecord, checkRecordSchema } from "./store.ts";
 
-/** The body of GET /api/v1/health/status. */
-export interface HealthReport {
-  status: HealthStatus;
-  consistency_rate: number | null;
-  pairs_checked: number | null;
-  consistent_pairs: number | null;
-  violation_count: number | null;
-  violations_by_kind: Record<ViolationKind, number> | null;
-  last_check: CheckRecord | null;
-  next_check_at: string | null;
-  scan_running: boolean;
-  thresholds: { healthy: number; degraded: number };
-}
+/** The body of GET /api/v1/health/status: the schema is the type. */
+export const healthReportSchema = z.strictObject({
+  status: z.enum(["healthy", "degraded", "critical", "unknown"]),
+  consistency_rate: z.number().min(0).max(1).nullable(),
+  pairs_checked: z.int().nullable(),
+  consistent_pairs: z.int().nullable(),
+  violation_count: z.int().nullable(),
+  violations_by_kind: checkRecordSchema.shape.counts_by_kind,
+  last_check: checkRecordSchema.nullable(),
+  next_check_at: z.iso.datetime().nullable(),
+  /** True while any instance runs a full check. */
+  scan_running: z.boolean(),
+  thresholds: z.strictObject({ healthy: z.number(), degraded: z.number() }),
+});
+
+/** The status report. */
+export type HealthReport = z.infer<typeof healthReportSchema>;
 
 /** Builds the status report; `runningHere` is this process's own view of a running full check. */
 export async function healthReport(

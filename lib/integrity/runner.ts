@@ -16,8 +16,10 @@ import {
   latestFinishedFullCheck,
   pruneHistory,
   recordFailure,
+  recordInterrupted,
   recordSkipped,
   recordSuccess,
+  recordUnstarted,
   sampleViolations,
   type Trigger,
 } from "./store.ts";
@@ -39,6 +41,10 @@ export interface RunnerOptions {
 /** Runs checks against one database; one per process, built where the process is wired. */
 export class IntegrityRunner {
   #running = new Map<string, Promise<CheckRecord>>();
+  /** The id of the full check this process is scanning, while it scans. */
+  #currentId: number | null = null;
+  /** Runs that could not even start (the database was down), recorded once it is back. */
+  #unstarted: { trigger: Trigger; at: Date; error: string }[] = [];
   readonly partitions: number;
 
   constructor(readonly sql: Sql, readonly options: RunnerOptions) {
@@ -55,30 +61,70 @@ export class IntegrityRunner {
   /**
    * Runs a full check (or one student's with `scopeUserId`) and resolves with
    * its record. A caller arriving while the same check runs here joins it; a
-   * scheduled run never joins: it records itself as skipped.
+   * scheduled run never joins: it records itself as skipped. With `fresh`, a
+   * running check is waited for and a new one runs after it (a repair needs a
+   * check that sees its writes).
    */
-  run(trigger: Trigger, scopeUserId: number | null = null): Promise<CheckRecord> {
+  run(
+    trigger: Trigger,
+    scopeUserId: number | null = null,
+    options: { fresh?: boolean } = {},
+  ): Promise<CheckRecord> {
     const key = scopeUserId === null ? "full" : `user:${scopeUserId}`;
     const current = this.#running.get(key);
     if (current) {
+      if (options.fresh) return current.catch(() => {}).then(() => this.run(trigger, scopeUserId, options));
       if (trigger === "schedule") {
         return recordSkipped(this.sql, trigger, "a check was already running in this process");
       }
       return current;
     }
-    const work = scopeUserId === null ? this.#full(trigger) : this.#scoped(trigger, scopeUserId);
+    const work = scopeUserId === null
+      ? this.#full(trigger, options.fresh ?? false)
+      : this.#scoped(trigger, scopeUserId);
     const promise = work.finally(() => this.#running.delete(key));
     this.#running.set(key, promise);
     return promise;
   }
 
-  async #full(trigger: Trigger): Promise<CheckRecord> {
+  /**
+   * Remembers a run that could not start because the database was unreachable;
+   * the next check that reaches it records the run as failed, so the scheduler's
+   * success rate shows the outage. Bounded: an outage of days keeps the last 100.
+   */
+  rememberUnstarted(trigger: Trigger, error: string) {
+    this.#unstarted.push({ trigger, at: new Date(), error });
+    if (this.#unstarted.length > 100) this.#unstarted.shift();
+  }
+
+  /**
+   * For a graceful stop: waits up to `ms` for this process's running checks;
+   * a full check still running then is recorded as interrupted. Never throws.
+   */
+  async stop(ms: number): Promise<void> {
+    const running = [...this.#running.values()].map((p) => p.catch(() => {}));
+    if (running.length === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), ms));
+    const done = await Promise.race([Promise.all(running).then(() => "done" as const), timeout]);
+    clearTimeout(timer);
+    if (done === "done" || this.#currentId === null) return;
+    const id = this.#currentId;
+    await recordInterrupted(this.sql, id).then(
+      () => log("warn", "integrity check interrupted by shutdown", { check_id: id }),
+      (err) => log("warn", "could not record the interrupted check", { check_id: id, ...errorFields(err) }),
+    );
+  }
+
+  async #full(trigger: Trigger, fresh: boolean): Promise<CheckRecord> {
     const started = performance.now();
     const conn = await this.sql.reserve();
     let check: CheckRecord;
     try {
-      const [{ locked }] = await conn<{ locked: boolean }[]>`
-        SELECT pg_try_advisory_lock(${SCAN_LOCK_KEY}) AS locked`;
+      // Fresh: wait for another instance's check to end, then scan ourselves.
+      const [{ locked }] = fresh
+        ? await conn<{ locked: boolean }[]>`SELECT pg_advisory_lock(${SCAN_LOCK_KEY}) IS NOT NULL AS locked`
+        : await conn<{ locked: boolean }[]>`SELECT pg_try_advisory_lock(${SCAN_LOCK_KEY}) AS locked`;
       if (!locked) return await this.#otherInstance(conn, trigger);
       try {
         const done = trigger === "schedule" ? await tickHandledBy(conn) : null;
@@ -87,9 +133,12 @@ export class IntegrityRunner {
           return await recordSkipped(conn, trigger, `this tick was already handled by check ${done}`);
         }
         await closeInterrupted(conn);
+        await this.#recordUnstarted(conn);
         const id = await insertRunning(conn, trigger, null);
+        this.#currentId = id;
         check = await this.#scanAll(conn, id, started);
       } finally {
+        this.#currentId = null;
         await conn`SELECT pg_advisory_unlock(${SCAN_LOCK_KEY})`;
       }
     } finally {
@@ -97,6 +146,14 @@ export class IntegrityRunner {
     }
     await this.#afterCheck(check, true);
     return check;
+  }
+
+  async #recordUnstarted(conn: Queryable) {
+    while (this.#unstarted.length) {
+      const run = this.#unstarted[0];
+      await recordUnstarted(conn, run.trigger, run.at, run.error);
+      this.#unstarted.shift();
+    }
   }
 
   /** Another instance holds the lock: a scheduled run is skipped, anyone else waits for that check. */
@@ -186,7 +243,8 @@ export class IntegrityRunner {
         if (rows || files) log("info", "integrity history pruned", { checks: rows, log_files: files });
       }
     } catch (err) {
-      log("warn", "integrity check log or pruning failed", { check_id: check.id, ...errorFields(err) });
+      // Expected when LOG_DIR is not writable (warned at start): the message, not a stack.
+      log("warn", "integrity check log or pruning failed", { check_id: check.id, error: describe(err) });
     }
     log(check.outcome === "failure" ? "warn" : "info", "integrity check finished", {
       check_id: check.id,

@@ -1,4 +1,5 @@
 /** The integrity schedule: `Deno.cron` on SCAN_CRON, plus one check at startup. */
+import { describe } from "../db.ts";
 import { errorFields, log } from "../log.ts";
 import type { IntegrityRunner } from "./runner.ts";
 import type { CheckRecord, Trigger } from "./store.ts";
@@ -22,8 +23,9 @@ export async function runScheduled(
   try {
     return await runner.run(trigger);
   } catch (err) {
-    // Reaching here means the run could not even be recorded (e.g. the database is down).
+    // The run could not even be recorded (the database is down): it is, once the database is back.
     log("error", "scheduled integrity check could not run", { trigger, ...errorFields(err) });
+    runner.rememberUnstarted(trigger, describe(err));
     return null;
   }
 }

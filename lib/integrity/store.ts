@@ -1,33 +1,44 @@
 /** Recording integrity checks: one `integrity_checks` row per run, its violations, history pruning. */
+import { z } from "zod";
 import type { Queryable } from "../db.ts";
-import type { ViolationKind } from "../model.ts";
+import { VIOLATION_KINDS, type ViolationKind } from "../model.ts";
 import type { ScanCounts } from "./scan.ts";
-import { type CheckStatus, consistencyRate, statusFor } from "./status.ts";
+import { consistencyRate, statusFor } from "./status.ts";
 
 /** What started a check. */
-export type Trigger = "schedule" | "manual" | "cli" | "startup";
+export const TRIGGERS = ["schedule", "manual", "cli", "startup", "repair"] as const;
+/** One trigger. */
+export type Trigger = typeof TRIGGERS[number];
 
 /** How a run ended (`running` while it is in progress). */
 export type Outcome = "running" | "success" | "failure" | "skipped";
 
-/** One check as the API returns it (also the JSON log's summary). */
-export interface CheckRecord {
-  id: number;
-  trigger: Trigger;
-  scope_user_id: number | null;
-  outcome: Outcome;
-  status: CheckStatus | null;
-  started_at: string;
-  finished_at: string | null;
-  duration_ms: number | null;
-  pairs_checked: number | null;
-  consistent_pairs: number | null;
-  violation_count: number | null;
-  consistency_rate: number | null;
-  counts_by_kind: Record<ViolationKind, number> | null;
-  timings: Record<string, number> | null;
-  error: string | null;
-}
+const countsByKind = z.strictObject(
+  Object.fromEntries(VIOLATION_KINDS.map((k) => [k, z.int()])) as Record<ViolationKind, z.ZodInt>,
+);
+
+/** One check as the API returns it (also the JSON log's summary): the schema is the type. */
+export const checkRecordSchema = z.strictObject({
+  id: z.int(),
+  trigger: z.enum(TRIGGERS),
+  /** The one student a scoped check looked at; null for a full check. */
+  scope_user_id: z.int().nullable(),
+  outcome: z.enum(["running", "success", "failure", "skipped"]),
+  status: z.enum(["healthy", "degraded", "critical"]).nullable(),
+  started_at: z.iso.datetime(),
+  finished_at: z.iso.datetime().nullable(),
+  duration_ms: z.number().nullable(),
+  pairs_checked: z.int().nullable(),
+  consistent_pairs: z.int().nullable(),
+  violation_count: z.int().nullable(),
+  consistency_rate: z.number().min(0).max(1).nullable(),
+  counts_by_kind: countsByKind.nullable(),
+  timings: z.record(z.string(), z.number()).nullable(),
+  error: z.string().nullable(),
+});
+
+/** One check. */
+export type CheckRecord = z.infer<typeof checkRecordSchema>;
 
 /** Columns of a CheckRecord, timestamps as ISO strings. */
 const COLUMNS = `id, trigger, scope_user_id, outcome, status,
@@ -83,7 +94,7 @@ export async function recordFailure(q: Queryable, id: number, error: string, dur
   await q`
     UPDATE integrity_checks SET outcome = 'failure', finished_at = now(), duration_ms = ${durationMs},
       error = ${error.slice(0, 2000)}
-    WHERE id = ${id}`;
+    WHERE id = ${id} AND outcome = 'running'`;
 }
 
 /**
@@ -124,4 +135,20 @@ export async function latestFinishedFullCheck(q: Queryable): Promise<CheckRecord
     SELECT ${checkColumns(q)} FROM integrity_checks
     WHERE outcome IN ('success', 'failure') AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1`;
   return row ?? null;
+}
+
+/** Records a run that could not even start (the database was down then), once it is back. */
+export async function recordUnstarted(q: Queryable, trigger: Trigger, at: Date, error: string) {
+  await q`
+    INSERT INTO integrity_checks (trigger, outcome, started_at, finished_at, duration_ms, error)
+    VALUES (${trigger}, 'failure', ${at}, ${at}, 0, ${("could not start: " + error).slice(0, 2000)})`;
+}
+
+/** Marks one running check as failed because this process is stopping. */
+export async function recordInterrupted(q: Queryable, id: number) {
+  await q`
+    UPDATE integrity_checks SET outcome = 'failure', finished_at = now(),
+      duration_ms = extract(epoch FROM now() - started_at) * 1000,
+      error = 'interrupted: the process was stopped during the scan'
+    WHERE id = ${id} AND outcome = 'running'`;
 }

@@ -1,25 +1,32 @@
 /** GET /health/violations: one check's violations, filtered, keyset-paginated by id. */
 import type { Queryable } from "../db.ts";
 import { Invalid } from "../errors.ts";
-import type { ViolationKind } from "../model.ts";
+import { z } from "zod";
+import { SPECIALIZATION_IDS, VIOLATION_KINDS, type ViolationKind } from "../model.ts";
 
 /** One violation as the API returns it. */
-export interface ViolationItem {
-  id: number;
-  check_id: number;
-  kind: ViolationKind;
-  student_id: number;
-  specialization_id: string;
-  details: Record<string, unknown>;
-}
+export const violationItemSchema = z.strictObject({
+  id: z.int(),
+  check_id: z.int(),
+  kind: z.enum(VIOLATION_KINDS),
+  student_id: z.int(),
+  specialization_id: z.enum(SPECIALIZATION_IDS),
+  /** The values that disagree (levels, XP), by kind. */
+  details: z.record(z.string(), z.unknown()),
+});
 
-/** The body of GET /api/v1/health/violations. */
-export interface ViolationPage {
-  items: ViolationItem[];
-  next_cursor: string | null;
-  total: number;
-  check_id: number | null;
-}
+/** The body of GET /api/v1/health/violations: the schema is the type. */
+export const violationPageSchema = z.strictObject({
+  items: z.array(violationItemSchema),
+  next_cursor: z.string().nullable(),
+  total: z.int(),
+  check_id: z.int().nullable(),
+});
+
+/** One violation. */
+export type ViolationItem = z.infer<typeof violationItemSchema>;
+/** One page. */
+export type ViolationPage = z.infer<typeof violationPageSchema>;
 
 /** Filters and page position. */
 export interface ViolationQuery {

@@ -6,8 +6,9 @@
  * (sampled every 5 ms) against its RSS before them; also the latency of
  * GET /api/v1/health/status and of a one-student check. Prints Markdown.
  */
-import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { z } from "zod";
+import { argsOrExit, numberList } from "../../lib/cli/_args.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
@@ -22,11 +23,16 @@ import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
 const RUNS = 3;
 const STATUS_REQUESTS = 500;
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { sizes: { type: "string", default: "10000,100000,1000000" } },
+const { sizes } = argsOrExit({
+  name: "bench:scan",
+  summary: "Integrity scan time, memory and status latency at each size, on a throwaway cluster.",
+  options: { sizes: { type: "string", value: "N,N", help: "student counts (default 10000,100000,1000000)" } },
+  schema: z.object({
+    _: z.array(z.string()),
+    sizes: numberList("student counts").default([10000, 100000, 1000000]),
+  }),
+  notes: ["Needs PostgreSQL's binaries (initdb)."],
 });
-const sizes = values.sizes!.split(",").map(Number);
 setQuiet(true);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -74,7 +80,7 @@ try {
       SCAN_ENABLED: "1",
       LOG_DIR: logDir,
     });
-    const services = await buildServices(config, sql);
+    const services = await buildServices(config, { sql, probe: async () => void await sql`SELECT 1` });
     const { runner } = services;
     const before = Deno.memoryUsage().rss;
     const times: number[] = [];

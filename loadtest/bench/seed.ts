@@ -3,18 +3,21 @@
  * Starts a throwaway PostgreSQL cluster with normal durability, then times
  * `seed` into a fresh database per size.
  */
-import { parseArgs } from "node:util";
 import postgres from "postgres";
+import { z } from "zod";
+import { argsOrExit, numberList } from "../../lib/cli/_args.ts";
 import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { seed } from "../../lib/seed.ts";
 import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: { sizes: { type: "string", default: "10000,100000" } },
+const { sizes } = argsOrExit({
+  name: "bench:seed",
+  summary: "Seed time at each size, on a throwaway cluster.",
+  options: { sizes: { type: "string", value: "N,N", help: "student counts (default 10000,100000)" } },
+  schema: z.object({ _: z.array(z.string()), sizes: numberList("student counts").default([10000, 100000]) }),
+  notes: ["Needs PostgreSQL's binaries (initdb)."],
 });
-const sizes = values.sizes!.split(",").map(Number);
 const bin = await findPgBin();
 if (!bin) throw new Error("PostgreSQL binaries not found");
 const cluster = await startCluster(bin);

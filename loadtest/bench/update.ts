@@ -6,29 +6,38 @@
  * then pgbench running the same transaction (`apply_xp`) on the same database.
  * Prints a Markdown table and the ratio of the two throughputs.
  */
-import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { z } from "zod";
+import { argsOrExit, numberList, positiveInt } from "../../lib/cli/_args.ts";
 import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { seed } from "../../lib/seed.ts";
 import { issueToken } from "../../lib/tokens.ts";
 import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const values = argsOrExit({
+  name: "bench:update",
+  summary:
+    "Progress update throughput: the real server under wrk vs pgbench running apply_xp, same database.",
   options: {
-    seconds: { type: "string", default: "15" },
-    connections: { type: "string", default: "32,64" },
-    students: { type: "string", default: "10000" },
+    seconds: { type: "string", value: "S", help: "seconds per run (default 15)" },
+    connections: { type: "string", value: "C,C", help: "wrk and pgbench connection counts (default 32,64)" },
+    students: { type: "string", value: "N", help: "students seeded (default 10000)" },
+    pool: { type: "string", value: "P", help: "the server's DB_POOL_MAX (default 4)" },
+  },
+  schema: z.object({
+    _: z.array(z.string()),
+    seconds: positiveInt().default(15),
+    connections: numberList("connection counts").default([32, 64]),
+    students: positiveInt().default(10_000),
     // Two connections per core: on 2 cores a pool of 4 gave ~1,300 req/s at p95 ~50 ms where 16 gave
     // ~900 at ~100 ms and 32 ~740 at ~430 ms (more backends only contend for the same CPU).
-    pool: { type: "string", default: "4" },
-  },
+    pool: positiveInt().default(4),
+  }),
+  notes: ["Needs PostgreSQL's binaries (initdb, pgbench) and wrk."],
 });
-const seconds = Number(values.seconds);
-const connections = values.connections!.split(",").map(Number);
-const students = Number(values.students);
+const { seconds, connections, students } = values;
 const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
 const JWT_SECRET = "bench-secret-bench-secret-bench-secret-0000";
 
@@ -77,7 +86,7 @@ try {
       DATABASE_URL: cluster.url,
       PORT: String(port),
       HOST: "127.0.0.1",
-      DB_POOL_MAX: values.pool!,
+      DB_POOL_MAX: String(values.pool),
       JWT_SECRET,
       RATE_LIMIT_PER_MINUTE: "0",
       LOG_REQUESTS: "0",

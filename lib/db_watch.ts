@@ -1,0 +1,94 @@
+/**
+ * Whether the database is reachable, as the requests see it. The first
+ * connection-level failure marks it down: requests waiting on it are told
+ * at once (instead of each waiting for its own connect timeout behind the
+ * others in the pool's queue), new ones are refused without queueing, and a
+ * probe on a connection of its own marks it up again as soon as it answers.
+ */
+import postgres from "postgres";
+import { log } from "./log.ts";
+import { unavailability } from "./retry.ts";
+
+/** What a request holds while it waits on the database. */
+export interface Wait {
+  signal: AbortSignal;
+  done(): void;
+}
+
+/** Options of the watch. */
+export interface WatchOptions {
+  /** How to reach the database for the probe (the pool's URL and options). */
+  probe: () => Promise<void>;
+  /** Pause between probes while down. */
+  probeIntervalMs?: number;
+}
+
+/** The reachability of one database, shared by the requests of a process. */
+export class DatabaseWatch {
+  #down: { since: number; reason: string } | null = null;
+  #waits = new Set<AbortController>();
+  #probing = false;
+  #stopped = false;
+
+  constructor(private readonly options: WatchOptions) {}
+
+  /** Null while reachable; when and why it was marked down otherwise. */
+  get down(): { since: number; reason: string } | null {
+    return this.#down;
+  }
+
+  /** Registers a request that is about to use the database. */
+  begin(): Wait {
+    const controller = new AbortController();
+    this.#waits.add(controller);
+    return { signal: controller.signal, done: () => this.#waits.delete(controller) };
+  }
+
+  /** Looks at an error a query raised; marks the database down when it says it is unreachable. */
+  observe(err: unknown): void {
+    // A domain error keeps the database's error as its cause.
+    const cause = (err as { cause?: unknown } | null)?.cause;
+    if (this.#down || this.#stopped) return;
+    if (unavailability(err) !== "down" && unavailability(cause) !== "down") return;
+    const reason = err instanceof Error ? err.message : String(err);
+    this.#down = { since: Date.now(), reason };
+    log("warn", "database unreachable: refusing requests that need it until it answers again", { reason });
+    for (const controller of this.#waits) controller.abort(err);
+    this.#waits.clear();
+    this.#probe();
+  }
+
+  /** Stops probing (at shutdown). */
+  stop() {
+    this.#stopped = true;
+  }
+
+  async #probe() {
+    if (this.#probing) return;
+    this.#probing = true;
+    const interval = this.options.probeIntervalMs ?? 1000;
+    while (this.#down && !this.#stopped) {
+      try {
+        await this.options.probe();
+        const downFor = Date.now() - this.#down.since;
+        this.#down = null;
+        log("info", "database reachable again", { down_ms: downFor });
+      } catch {
+        await new Promise((r) => setTimeout(r, interval));
+      }
+    }
+    this.#probing = false;
+  }
+}
+
+/** A probe that opens a connection of its own (the pool's may be stuck) and runs `SELECT 1`. */
+export function connectionProbe(url: string, connectTimeoutS: number, ssl?: false): () => Promise<void> {
+  return async () => {
+    const sql = postgres(url, { max: 1, connect_timeout: connectTimeoutS, onnotice: () => {}, ssl });
+    try {
+      await sql`SELECT 1`;
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => {});
+    }
+  };
+}
