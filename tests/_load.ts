@@ -5,7 +5,7 @@ import { issueToken } from "../lib/tokens.ts";
 export interface Sent {
   startedAt: number;
   ms: number;
-  /** HTTP status, or 0 when no response came (connection refused or reset). */
+  /** HTTP status, or 0 when no complete response came (connection refused or reset, body cut). */
   status: number;
   eventId?: number;
   key?: string;
