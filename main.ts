@@ -11,9 +11,11 @@ import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
 import { errorFields, log } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
 import { listen } from "./lib/serve.ts";
+import { pruneSessions } from "./lib/sessions.ts";
 import { buildServices } from "./lib/services.ts";
 import { loadTokenKey } from "./lib/token_key.ts";
 import { createApp } from "./routes/app.ts";
+import { assetUrls } from "./routes/assets.ts";
 import { rateLimitStore } from "./routes/middleware/rate_limit.ts";
 import { starting } from "./routes/starting.ts";
 
@@ -52,7 +54,11 @@ try {
     ...services,
     tokenKey: await loadTokenKey(config),
     rateLimitStore: rateLimitStore(config, db.sql),
+    assets: await assetUrls(),
   });
+  // Checks finished by other instances reach open dashboards through LISTEN; the embedded
+  // database serves one connection, so there the runner's own events are all there is.
+  if (db.kind === "server") await services.events.listen(db.sql);
 
   // Bind the port before anything is created or printed: a port in use ends
   // here, in one line, and a later start still finds no demo data and prints
@@ -93,13 +99,16 @@ try {
   if (config.SCAN_ENABLED) {
     scheduleIntegrityScan(services.runner, config.SCAN_CRON, { signal: stopping.signal });
   }
-  // Idempotency keys are promised for 24 h; hourly pruning keeps them 48 h.
+  // Idempotency keys are promised for 24 h; hourly pruning keeps them 48 h. Expired dashboard
+  // sessions go at the same time.
   Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", { signal: stopping.signal }, async () => {
-    const pruned = await pruneIdempotencyKeys(services.sql).catch((err) => {
-      log("error", "pruning idempotency keys failed", errorFields(err));
-      return 0;
-    });
-    if (pruned) log("info", "idempotency keys pruned", { pruned });
+    try {
+      const keys = await pruneIdempotencyKeys(services.sql);
+      const sessions = await pruneSessions(services.sql);
+      if (keys || sessions) log("info", "pruned", { idempotency_keys: keys, sessions });
+    } catch (err) {
+      log("error", "pruning idempotency keys and sessions failed", errorFields(err));
+    }
   });
 
   let stoppingSince = 0;

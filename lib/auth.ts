@@ -9,21 +9,30 @@ import { issueToken } from "./tokens.ts";
 export const LOGIN_FAILED = "Invalid email or password";
 
 /**
- * Checks the credentials and issues a token. An unknown email still costs a
+ * Checks email and password; returns who it is. An unknown email still costs a
  * full password check (against a dummy hash), and an inactive user's password
  * is checked too, so neither is told apart by status, message or timing.
  */
-export async function login(
+export async function authenticate(
   sql: Queryable,
-  key: Uint8Array,
-  ttlSeconds: number,
   credentials: { email: string; password: string },
-): Promise<{ token: string; expiresIn: number }> {
+): Promise<{ id: number; role: Role }> {
   const [user] = await sql<{ id: number; role: Role; hashed_password: string; is_active: boolean }[]>`
     SELECT id, role, hashed_password, is_active FROM users WHERE lower(email) = lower(${credentials.email})`;
   const ok = user
     ? await verifyPassword(credentials.password, user.hashed_password)
     : await verifyDummy(credentials.password);
   if (!user || !ok || !user.is_active) throw new Unauthenticated(LOGIN_FAILED);
+  return { id: user.id, role: user.role };
+}
+
+/** Checks the credentials and issues an access token for the API. */
+export async function login(
+  sql: Queryable,
+  key: Uint8Array,
+  ttlSeconds: number,
+  credentials: { email: string; password: string },
+): Promise<{ token: string; expiresIn: number }> {
+  const user = await authenticate(sql, credentials);
   return await issueToken(key, { userId: user.id, role: user.role }, ttlSeconds);
 }

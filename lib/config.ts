@@ -47,6 +47,8 @@ export const configSchema = z.object({
   SEED_STUDENT_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
   LOG_REQUESTS: flag.default(true),
   SHUTDOWN_GRACE_S: intFrom(0, 3600).default(10),
+  DASHBOARD_REFRESH_SECONDS: intFrom(1, 3600).default(30),
+  SESSION_TTL_SECONDS: intFrom(60, 7 * 86_400).default(8 * 3600),
 });
 
 /** Parsed configuration. */

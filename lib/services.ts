@@ -6,6 +6,7 @@
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { DatabaseWatch } from "./db_watch.ts";
+import { CheckEvents } from "./integrity/events.ts";
 import { IntegrityRunner } from "./integrity/runner.ts";
 import { type Migration, readMigrations } from "./migrate.ts";
 
@@ -19,6 +20,8 @@ export interface Services {
   migrations: Migration[];
   /** Whether the database is reachable, as requests see it. */
   watch: DatabaseWatch;
+  /** Full checks starting and ending, on this instance or (with LISTEN) any other. */
+  events: CheckEvents;
 }
 
 /** Builds the services over an open pool; `probe` checks the database on a connection of its own. */
@@ -27,14 +30,17 @@ export async function buildServices(
   db: { sql: Sql; probe: () => Promise<void> },
   migrations?: Migration[],
 ): Promise<Services> {
+  const events = new CheckEvents();
   return {
     config,
     sql: db.sql,
     runner: new IntegrityRunner(db.sql, {
       logDir: config.LOG_DIR,
       historyDays: config.INTEGRITY_HISTORY_DAYS,
+      events,
     }),
     migrations: migrations ?? await readMigrations(),
     watch: new DatabaseWatch({ probe: db.probe }),
+    events,
   };
 }

@@ -2,6 +2,9 @@
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import type { Services } from "../lib/services.ts";
+import type { Assets } from "../views/layout.tsx";
+import { adminRoutes } from "./admin.tsx";
+import { assetRoutes } from "./assets.ts";
 import { authRoutes } from "./auth.ts";
 import { API_CONTRACT } from "./contract.ts";
 import type { AppEnv } from "./env.ts";
@@ -21,6 +24,8 @@ export interface AppDeps extends Services {
   tokenKey: Uint8Array;
   /** The rate limiter's counters (see `rateLimitStore`). */
   rateLimitStore: RateLimitStore;
+  /** The pages' asset URLs (see `assetUrls`). */
+  assets: Assets;
 }
 
 /** The whole HTTP surface of Levelguard; each router gets exactly what it uses. */
@@ -45,6 +50,9 @@ export function createApp(deps: AppDeps) {
   const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
   app.route("/", progressRoutes({ sql, tokenKey, answerWithinMs }));
   app.route("/api/v1/health", healthRoutes({ sql, runner, config, tokenKey }));
+  app.use("/admin/*", guard);
+  app.route("/", adminRoutes({ sql, runner, events: deps.events, config, assets: deps.assets }));
+  app.route("/", assetRoutes());
   app.route("/", openapiRoutes({ contract: API_CONTRACT }));
   return app;
 }

@@ -4,7 +4,7 @@ import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
 import { Unavailable } from "../lib/errors.ts";
 import { healthMetrics } from "../lib/integrity/health_metrics.ts";
-import { repair } from "../lib/integrity/repair.ts";
+import { repairAndCheck } from "../lib/integrity/repair.ts";
 import { healthReport } from "../lib/integrity/report.ts";
 import type { IntegrityRunner } from "../lib/integrity/runner.ts";
 import { listViolations } from "../lib/integrity/violations.ts";
@@ -57,14 +57,11 @@ export function healthRoutes({ sql, runner, config, tokenKey }: HealthDeps) {
   app.post("/violations/repair", admin, jsonBody(repairBody), async (c) => {
     const body = c.req.valid("json");
     if (body.student_id !== undefined) await requireUser(sql, body.student_id);
-    const result = await repair(sql, {
+    const result = await repairAndCheck(sql, runner, {
       studentId: body.student_id,
       dryRun: body.dry_run,
       actorId: c.get("principal").userId,
     });
-    // A real repair is followed by a full check that sees it, so the status and
-    // the violations list show the repaired state right away.
-    if (!result.dry_run) result.check = await runner.run("repair", null, { fresh: true });
     return c.json(result);
   });
   return app;

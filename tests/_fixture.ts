@@ -13,6 +13,7 @@ import { buildServices } from "../lib/services.ts";
 import { issueToken } from "../lib/tokens.ts";
 import { type AppDeps, createApp } from "../routes/app.ts";
 import type { AppEnv } from "../routes/env.ts";
+import { assetUrls } from "../routes/assets.ts";
 import { rateLimitStore } from "../routes/middleware/rate_limit.ts";
 import { createTestDatabase, type TestDatabase } from "./_db.ts";
 
@@ -52,6 +53,7 @@ async function build(config: Config, sql: Sql, url: string) {
     ...services,
     tokenKey: TEST_TOKEN_KEY,
     rateLimitStore: rateLimitStore(config, sql),
+    assets: await assetUrls(),
   };
   return { app: createApp(deps), deps };
 }

@@ -41,7 +41,8 @@ async function blockScans(db: TestDatabase) {
 const lockHeld = (sql: Sql) => async () => {
   const [row] = await sql`
     SELECT count(*)::int AS n FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND objid = ${SCAN_LOCK_KEY}`;
+    WHERE locktype = 'advisory' AND granted AND objid = ${SCAN_LOCK_KEY}
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
   return row.n === 1;
 };
 

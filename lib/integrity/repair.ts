@@ -9,6 +9,7 @@
 import { z } from "zod";
 import type { Sql } from "../db.ts";
 import { SPECIALIZATION_IDS, type SpecializationId } from "../model.ts";
+import type { IntegrityRunner } from "./runner.ts";
 import { checkRecordSchema } from "./store.ts";
 
 /** Lists in the response are capped; counts are not. */
@@ -184,4 +185,19 @@ export async function repair(
       ) RETURNING id`;
     return { dry_run: false, repaired_pairs: n, ...listed, audit_id: audit.id, check: null };
   });
+}
+
+/**
+ * Repairs (or previews) and, after a real repair, runs a full check that sees
+ * it, so the status and the violations list show the repaired state at once.
+ * The API and the dashboard both repair through here.
+ */
+export async function repairAndCheck(
+  sql: Sql,
+  runner: IntegrityRunner,
+  options: { studentId?: number; dryRun: boolean; actorId: number | null },
+): Promise<RepairResult> {
+  const result = await repair(sql, options);
+  if (!result.dry_run) result.check = await runner.run("repair", null, { fresh: true });
+  return result;
 }

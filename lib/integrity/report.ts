@@ -36,6 +36,8 @@ export async function healthReport(
     SELECT c.*, c.id IS NOT NULL AS found, EXISTS (
       SELECT 1 FROM pg_locks
       WHERE locktype = 'advisory' AND granted AND classid = 0 AND objid = ${SCAN_LOCK_KEY} AND objsubid = 1
+        -- Advisory locks are per database; other databases on the server are other deployments.
+        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
     ) AS scan_running
     FROM (SELECT 1) AS one
     LEFT JOIN LATERAL (SELECT ${checkColumns(q)} FROM latest_full_check) c ON true`;

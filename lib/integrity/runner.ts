@@ -6,6 +6,7 @@
 import { describe, type Queryable, type Sql } from "../db.ts";
 import { Unavailable } from "../errors.ts";
 import { errorFields, log } from "../log.ts";
+import type { CheckEvents } from "./events.ts";
 import { LOG_SAMPLE_LIMIT, pruneCheckLogs, writeCheckLog } from "./log_files.ts";
 import { addCounts, emptyCounts, type ScanCounts, scanRange, splitRange, studentIdBounds } from "./scan.ts";
 import {
@@ -34,6 +35,8 @@ export const SCAN_PARTITIONS = 2;
 export interface RunnerOptions {
   logDir: string;
   historyDays: number;
+  /** Told when a full check starts and ends (open dashboards). */
+  events?: CheckEvents;
   /** Parallel ranges; default SCAN_PARTITIONS, 1 when the pool is too small. */
   partitions?: number;
 }
@@ -136,6 +139,7 @@ export class IntegrityRunner {
         await this.#recordUnstarted(conn);
         const id = await insertRunning(conn, trigger, null);
         this.#currentId = id;
+        this.options.events?.emit({ id, outcome: "running", trigger, status: null });
         check = await this.#scanAll(conn, id, started);
       } finally {
         this.#currentId = null;
@@ -231,6 +235,14 @@ export class IntegrityRunner {
 
   /** Writes the check's JSON log and, after full checks, prunes old history; never fails the check. */
   async #afterCheck(check: CheckRecord, full: boolean) {
+    if (full && (check.outcome === "success" || check.outcome === "failure")) {
+      this.options.events?.emit({
+        id: check.id,
+        outcome: check.outcome,
+        trigger: check.trigger,
+        status: check.status,
+      });
+    }
     const { logDir, historyDays } = this.options;
     try {
       const sample = check.outcome === "success"

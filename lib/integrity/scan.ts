@@ -74,8 +74,9 @@ async function tune(tx: Queryable) {
 export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: number): Promise<ScanCounts> {
   await tune(tx);
   await tx`DROP TABLE IF EXISTS pg_temp.integrity_scan_found`;
-  // The level rule (level_scale, level_on_scale) and the ledger sum
-  // (ledger_totals) are the database's own definitions (migrations/0005).
+  // The level rule (level_scale, level_on_scale), the ledger sum (ledger_totals,
+  // both migrations/0005) and what makes a pair wrong (pair_violations, 0007)
+  // are the database's own definitions.
   await tx`
     CREATE TEMP TABLE integrity_scan_found ON COMMIT DROP AS
     WITH pairs AS (
@@ -106,21 +107,9 @@ export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: 
     )
     SELECT x.student_id, x.specialization_id, k.kind, k.details
     FROM pairs x
-    CROSS JOIN LATERAL (VALUES
-      ('LEVEL_MISMATCH', x.has_progress AND x.has_license AND x.license_level <> x.progress_level,
-        jsonb_build_object('progress_level', x.progress_level, 'license_level', x.license_level)),
-      ('MISSING_LICENSE', NOT x.has_license,
-        jsonb_build_object('progress_level', x.progress_level, 'total_xp', x.total_xp)),
-      ('ORPHAN_LICENSE', NOT x.has_progress,
-        jsonb_build_object('license_level', x.license_level, 'max_achieved_level', x.max_achieved_level)),
-      ('MAX_LEVEL_BELOW_CURRENT', x.has_license AND x.max_achieved_level < x.license_level,
-        jsonb_build_object('license_level', x.license_level, 'max_achieved_level', x.max_achieved_level)),
-      ('LEVEL_XP_MISMATCH', x.has_progress AND x.progress_level <> x.expected_level,
-        jsonb_build_object('progress_level', x.progress_level, 'total_xp', x.total_xp, 'expected_level', x.expected_level)),
-      ('LEDGER_MISMATCH', x.has_progress AND x.total_xp <> x.ledger_xp,
-        jsonb_build_object('total_xp', x.total_xp, 'ledger_xp', x.ledger_xp))
-    ) AS k (kind, found, details)
-    WHERE k.found`;
+    CROSS JOIN LATERAL pair_violations(
+      x.has_progress, x.has_license, x.progress_level, x.license_level, x.max_achieved_level,
+      x.expected_level, x.total_xp, x.ledger_xp) AS k`;
   const [counts] = await tx<
     { progress_pairs: number; orphans: number; bad_pairs: number; violations: number }[]
   >`

@@ -85,3 +85,47 @@ export async function listViolations(q: Queryable, query: ViolationQuery): Promi
     check_id: checkId,
   };
 }
+
+/** CSV columns of a violation. */
+const CSV_HEADER = "check_id,kind,student_id,specialization_id,details\n";
+
+function csvField(value: unknown): string {
+  const text = typeof value === "string" ? value : JSON.stringify(value);
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/**
+ * Every violation of the latest full check matching the filters, as CSV,
+ * streamed from a cursor: memory stays flat however many there are.
+ */
+export function violationsCsv(
+  q: Queryable,
+  filters: { kind?: ViolationKind; specialization?: string },
+): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  let rows: AsyncIterator<ViolationItem[]> | undefined;
+  return new ReadableStream({
+    start(controller) {
+      controller.enqueue(encoder.encode(CSV_HEADER));
+      const cursor = q<ViolationItem[]>`
+        SELECT v.check_id, v.kind, v.student_id, v.specialization_id, v.details
+        FROM integrity_violations v JOIN latest_full_check c ON c.id = v.check_id
+        WHERE true
+          ${filters.kind ? q`AND v.kind = ${filters.kind}` : q``}
+          ${filters.specialization ? q`AND v.specialization_id = ${filters.specialization}` : q``}
+        ORDER BY v.id`.cursor(1000);
+      rows = cursor[Symbol.asyncIterator]();
+    },
+    async pull(controller) {
+      const next = await rows!.next();
+      if (next.done) return controller.close();
+      const text = next.value.map((v) =>
+        [v.check_id, v.kind, v.student_id, v.specialization_id, v.details].map(csvField).join(",")
+      ).join("\n") + "\n";
+      controller.enqueue(encoder.encode(text));
+    },
+    async cancel() {
+      await rows?.return?.();
+    },
+  });
+}

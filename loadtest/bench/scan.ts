@@ -17,6 +17,7 @@ import { setQuiet } from "../../lib/log.ts";
 import { seed } from "../../lib/seed.ts";
 import { issueToken } from "../../lib/tokens.ts";
 import { createApp } from "../../routes/app.ts";
+import { assetUrls } from "../../routes/assets.ts";
 import { rateLimitStore } from "../../routes/middleware/rate_limit.ts";
 import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
 
@@ -97,7 +98,12 @@ try {
     for (let i = 1; i <= 20; i++) one.push((await sampled(() => runner.run("manual", i * 7))).ms);
 
     const tokenKey = new TextEncoder().encode("bench-secret-bench-secret-bench-secret-00");
-    const app = createApp({ ...services, tokenKey, rateLimitStore: rateLimitStore(config, sql) });
+    const app = createApp({
+      ...services,
+      tokenKey,
+      rateLimitStore: rateLimitStore(config, sql),
+      assets: await assetUrls(),
+    });
     const { token } = await issueToken(tokenKey, { userId: seeded.adminId, role: "ADMIN" }, 600);
     const headers = { Authorization: `Bearer ${token}` };
     const latencies: number[] = [];

@@ -1,0 +1,40 @@
+// Levelguard dashboard: the little htmx cannot do without eval (which the
+// Content-Security-Policy forbids). Same-origin, no inline code anywhere.
+(function () {
+  "use strict";
+
+  // Polling pauses while the tab is hidden: a timed refresh of an element
+  // marked data-poll is cancelled then; `visibilitychange from:document`
+  // refreshes it when the tab comes back.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    const elt = event.detail && event.detail.elt;
+    if (document.hidden && elt && elt.hasAttribute && elt.hasAttribute("data-poll")) {
+      event.preventDefault();
+    }
+  });
+
+  // Signing out ends the session's event stream on the server; close ours first,
+  // so the browser does not report the stream's end as an error.
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (!form || form.getAttribute("action") !== "/admin/logout" || !globalThis.htmx) return;
+    document.querySelectorAll("[sse-connect]").forEach(function (elt) {
+      globalThis.htmx.trigger(elt, "htmx:beforeCleanupElement");
+    });
+  });
+
+  // A part answered with an error keeps what it showed and says so once.
+  document.addEventListener("htmx:responseError", function (event) {
+    const status = event.detail && event.detail.xhr ? event.detail.xhr.status : 0;
+    const note = document.getElementById("connection-note");
+    if (!note) return;
+    note.textContent = status === 503
+      ? "The database is unavailable; the figures shown may be out of date."
+      : "A refresh failed (" + status + "); the figures shown may be out of date.";
+    note.hidden = false;
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    const note = document.getElementById("connection-note");
+    if (note) note.hidden = true;
+  });
+})();

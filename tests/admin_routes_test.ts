@@ -1,0 +1,324 @@
+/**
+ * The dashboard's routes without a browser: sign-in, sessions, CSRF, roles,
+ * pages and their htmx parts, CSV, repair, and escaping. (tests/dashboard_test.ts
+ * drives the same pages in real browsers.)
+ */
+import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { seed } from "../lib/seed.ts";
+import type { TestDatabase } from "./_db.ts";
+import { type TestApp, withTestApp } from "./_fixture.ts";
+
+const PASSWORD = "admin-password-1";
+
+/** A browser-like client of the app: keeps cookies, sends Origin on POSTs. */
+function client(app: TestApp["app"], origin = "http://localhost") {
+  const jar = new Map<string, string>();
+  const cookieHeader = () => [...jar].map(([k, v]) => `${k}=${v}`).join("; ");
+  const remember = (res: Response) => {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(";");
+      const [name, ...rest] = pair.split("=");
+      const value = rest.join("=");
+      if (/max-age=0|expires=thu, 01 jan 1970/i.test(line) || value === "") jar.delete(name);
+      else jar.set(name, value);
+    }
+    return res;
+  };
+  return {
+    jar,
+    async get(path: string, headers: Record<string, string> = {}) {
+      return remember(
+        await app.request(`${origin}${path}`, { headers: { cookie: cookieHeader(), ...headers } }),
+      );
+    },
+    async post(path: string, form: Record<string, string>, headers: Record<string, string> = {}) {
+      return remember(
+        await app.request(`${origin}${path}`, {
+          method: "POST",
+          headers: {
+            cookie: cookieHeader(),
+            origin,
+            "content-type": "application/x-www-form-urlencoded",
+            ...headers,
+          },
+          body: new URLSearchParams(form),
+        }),
+      );
+    },
+  };
+}
+
+type Client = ReturnType<typeof client>;
+
+/** The hidden `_csrf` of the first form in an HTML page. */
+function csrfIn(html: string): string {
+  return /name="_csrf" value="([^"]+)"/.exec(html)![1];
+}
+
+async function signIn(c: Client, email = "admin@staging.example.com", password = PASSWORD) {
+  const page = await (await c.get("/admin/login")).text();
+  return await c.post("/admin/login", { _csrf: csrfIn(page), email, password, next: "/admin/health" });
+}
+
+async function seeded(db: TestDatabase) {
+  await seed(db.sql, {
+    students: 60,
+    desyncRate: 0.05,
+    adminEmail: "admin@staging.example.com",
+    adminPassword: PASSWORD,
+    studentPassword: "student-password-1",
+  });
+}
+
+Deno.test("an unauthenticated visit redirects to sign-in and comes back to the same page afterwards", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const c = client(app);
+    const visit = await c.get("/admin/health?kind=MISSING_LICENSE");
+    assertEquals(visit.status, 302);
+    assertEquals(
+      visit.headers.get("location"),
+      "/admin/login?next=%2Fadmin%2Fhealth%3Fkind%3DMISSING_LICENSE",
+    );
+    const form = await (await c.get(visit.headers.get("location")!)).text();
+    assertMatch(form, /name="next" value="\/admin\/health\?kind=MISSING_LICENSE"/);
+    const signedIn = await c.post("/admin/login", {
+      _csrf: csrfIn(form),
+      email: "ADMIN@staging.example.com",
+      password: PASSWORD,
+      next: "/admin/health?kind=MISSING_LICENSE",
+    });
+    assertEquals([signedIn.status, signedIn.headers.get("location")], [
+      303,
+      "/admin/health?kind=MISSING_LICENSE",
+    ]);
+    const cookie = signedIn.headers.getSetCookie().find((h) => h.startsWith("lg_session="))!;
+    assertMatch(cookie, /HttpOnly/i);
+    assertMatch(cookie, /SameSite=Lax/i);
+    assert(!/Secure/i.test(cookie), "plain http://localhost must work: no Secure, no __Host- prefix");
+    const page = await c.get("/admin/health");
+    assertEquals(page.status, 200);
+    assertMatch(await page.text(), /Integrity health/);
+    // Only our own pages are places to come back to.
+    const elsewhere = await c.post("/admin/login", {
+      _csrf: csrfIn(form),
+      email: "admin@staging.example.com",
+      password: PASSWORD,
+      next: "https://evil.example/",
+    });
+    assertEquals(elsewhere.headers.get("location"), "/admin/health");
+  }));
+
+Deno.test("over TLS the session cookie is __Host- prefixed and Secure", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const c = client(app, "https://levelguard.example");
+    const res = await signIn(c);
+    assertEquals(res.status, 303);
+    const cookie = res.headers.getSetCookie().find((h) => h.startsWith("__Host-lg_session="));
+    assert(cookie, res.headers.getSetCookie().join(" | "));
+    assertMatch(cookie, /Secure/);
+    assertMatch(cookie, /Path=\//);
+    assertEquals((await c.get("/admin/health")).status, 200);
+  }));
+
+Deno.test("a wrong password is the same message as for an unknown email; a student gets a clear 403", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const c = client(app);
+    const wrong = await signIn(c, "admin@staging.example.com", "nope-nope");
+    assertEquals(wrong.status, 401);
+    assertMatch(await wrong.text(), /Invalid email or password/);
+    const unknown = await signIn(c, "nobody@staging.example.com", "nope-nope");
+    assertEquals(unknown.status, 401);
+    const student = await signIn(c, "student1@academy.example.com", "student-password-1");
+    assertEquals(student.status, 403);
+    assertMatch(await student.text(), /Admins only/);
+    assertEquals(c.jar.has("lg_session"), false, "no session for a non-admin");
+  }));
+
+Deno.test("POSTs without the session's CSRF token, or from another origin, are refused and change nothing", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const c = client(app);
+    await signIn(c);
+    const page = await (await c.get("/admin/health")).text();
+    const token = csrfIn(page);
+    assertEquals((await c.post("/admin/health/check", {})).status, 403);
+    assertEquals((await c.post("/admin/health/check", { _csrf: "x".repeat(43) })).status, 403);
+    const other = await app.request("http://localhost/admin/health/check", {
+      method: "POST",
+      headers: {
+        cookie: `lg_session=${c.jar.get("lg_session")}`,
+        origin: "https://evil.example",
+        "content-type": "application/x-www-form-urlencoded",
+      },
+      body: new URLSearchParams({ _csrf: token }),
+    });
+    assertEquals(other.status, 403, "Hono's Origin check");
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks`;
+    assertEquals(n, 0, "no check ran");
+    // With the token (form field or htmx header) it works.
+    assertEquals((await c.post("/admin/health/check", { _csrf: token })).status, 303);
+    assertEquals(
+      (await c.post("/admin/health/check", {}, { "x-csrf-token": token, "hx-request": "true" })).status,
+      200,
+    );
+    // The sign-in form needs its own token too.
+    const fresh = client(app);
+    assertEquals(
+      (await fresh.post("/admin/login", { email: "admin@staging.example.com", password: PASSWORD })).status,
+      403,
+    );
+  }));
+
+Deno.test("signing out ends the session; an expired session and a deactivated admin are out on the next request", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const c = client(app);
+    await signIn(c);
+    const token = csrfIn(await (await c.get("/admin/health")).text());
+    const cookie = c.jar.get("lg_session")!;
+    assertEquals((await c.post("/admin/logout", { _csrf: token })).status, 303);
+    const replay = await app.request("http://localhost/admin/health", {
+      headers: { cookie: `lg_session=${cookie}` },
+    });
+    assertEquals(replay.status, 302, "the old cookie is worthless after sign-out");
+
+    await signIn(c);
+    await db.sql`UPDATE admin_sessions SET expires_at = now() - interval '1 second'`;
+    assertEquals((await c.get("/admin/health")).status, 302);
+
+    await signIn(c);
+    assertEquals((await c.get("/admin/health")).status, 200);
+    await db.sql`UPDATE users SET is_active = false WHERE role = 'ADMIN'`;
+    assertEquals((await c.get("/admin/health")).status, 302);
+    const htmx = await c.get("/admin/health", { "hx-request": "true", "hx-target": "live" });
+    assertEquals([htmx.status, htmx.headers.get("hx-redirect")?.startsWith("/admin/login")], [401, true]);
+  }));
+
+Deno.test("each part is sent alone to htmx and as the whole page otherwise (reload, back, no JavaScript)", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    await seeded(db);
+    await deps.runner.run("manual");
+    const c = client(app);
+    await signIn(c);
+    const full = await (await c.get("/admin/health?kind=MISSING_LICENSE")).text();
+    for (const id of ["live", "history-part", "violations-part", "repair-panel"]) {
+      assertMatch(full, new RegExp(`id="${id}"`));
+    }
+    assertMatch(full, /<!DOCTYPE html>/);
+    // A part is the content of its container (swapped as innerHTML), made by the same component.
+    const parts: [string, RegExp][] = [
+      ["live", /^<input type="hidden" class="state" name="seen"/],
+      ["history-part", /^<input type="hidden" class="state" name="window" value="24h"><section id="history"/],
+      ["violations-part", /^<section id="violations"/],
+    ];
+    for (const [target, start] of parts) {
+      const part = await (await c.get("/admin/health?kind=MISSING_LICENSE", {
+        "hx-request": "true",
+        "hx-target": target,
+      }))
+        .text();
+      assert(!part.includes("<!DOCTYPE html>"), `${target} is a part`);
+      assertMatch(part, start);
+      assert(full.includes(part.slice(0, 60)), `the page holds the same ${target}`);
+    }
+    // A poll that has not seen the latest check gets the chart and the table out of band.
+    const [{ id: latest }] = await db.sql`SELECT id FROM latest_full_check`;
+    const current =
+      await (await c.get(`/admin/health?seen=${latest}`, { "hx-request": "true", "hx-target": "live" }))
+        .text();
+    assert(!current.includes("hx-swap-oob"), "nothing more when it is current");
+    const stale = await (await c.get("/admin/health?seen=0", { "hx-request": "true", "hx-target": "live" }))
+      .text();
+    assertMatch(stale, /<div id="history-part" hx-swap-oob="innerHTML">/);
+    assertMatch(stale, /<div id="violations-part" hx-swap-oob="innerHTML">/);
+    const restore = await c.get("/admin/health", {
+      "hx-request": "true",
+      "hx-target": "violations-part",
+      "hx-history-restore-request": "true",
+    });
+    assertMatch(await restore.text(), /<!DOCTYPE html>/);
+    // The student page, and a student that does not exist.
+    const student = await c.get("/admin/students/3");
+    assertEquals(student.status, 200);
+    assertMatch(await student.text(), /XP ledger/);
+    assertEquals((await c.get("/admin/students/999999")).status, 404);
+    assertEquals((await c.get("/admin/students/abc")).status, 404);
+  }));
+
+Deno.test("the CSV has every filtered violation of the latest check, streamed", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    await seeded(db);
+    const check = await deps.runner.run("manual");
+    const c = client(app);
+    await signIn(c);
+    const res = await c.get("/admin/health/violations.csv?kind=MISSING_LICENSE");
+    assertEquals(res.headers.get("content-type"), "text/csv; charset=utf-8");
+    const lines = (await res.text()).trim().split("\n");
+    assertEquals(lines[0], "check_id,kind,student_id,specialization_id,details");
+    assertEquals(lines.length - 1, check.counts_by_kind!.MISSING_LICENSE);
+    assert(lines.slice(1).every((l) => l.startsWith(`${check.id},MISSING_LICENSE,`)));
+  }));
+
+Deno.test("repair from the dashboard: a preview that writes nothing, then the repair and a fresh check", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    await seeded(db);
+    const before = await deps.runner.run("manual");
+    assert(before.violation_count! > 0);
+    const c = client(app);
+    await signIn(c);
+    const token = csrfIn(await (await c.get("/admin/health")).text());
+    const preview = await c.post("/admin/health/repair/preview", { _csrf: token }, { "hx-request": "true" });
+    const html = await preview.text();
+    assertMatch(html, /would be re-synced/);
+    assertEquals(
+      (await db.sql`SELECT count(*)::int AS n FROM audit_log`)[0].n,
+      0,
+      "the preview wrote nothing",
+    );
+    const done = await c.post("/admin/health/repair", { _csrf: token, return_to: "/admin/health" });
+    assertEquals(done.status, 303);
+    assertMatch(done.headers.get("location")!, /^\/admin\/health\?repaired=\d+$/);
+    const [after] = await db
+      .sql`SELECT trigger, violation_count FROM integrity_checks ORDER BY id DESC LIMIT 1`;
+    assertEquals([after.trigger, after.violation_count], ["repair", 0]);
+    assertMatch(await (await c.get(done.headers.get("location")!)).text(), /Repair #\d+ is done/);
+  }));
+
+Deno.test("a <script> stored in a user's name is shown as text", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const evil = `<script>alert(1)</script><img src=x onerror="alert(2)">`;
+    await db.sql`UPDATE users SET full_name = ${evil} WHERE id = 2`;
+    const c = client(app);
+    await signIn(c);
+    const html = await (await c.get("/admin/students/2")).text();
+    assert(!html.includes("<script>alert(1)"), "not markup");
+    assert(html.includes("&lt;script&gt;alert(1)&lt;/script&gt;"), "escaped text");
+    assert(!html.includes('onerror="alert'), "no attribute injection");
+  }));
+
+Deno.test("pages carry the strict CSP and no inline script or style", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const c = client(app);
+    await signIn(c);
+    for (const path of ["/admin/login", "/admin/health", "/admin/students/3"]) {
+      const res = await c.get(path);
+      const csp = res.headers.get("content-security-policy")!;
+      assert(!/unsafe-inline|unsafe-eval/.test(csp), csp);
+      const html = await res.text();
+      assert(!/<script(?![^>]*\bsrc=)[^>]*>/.test(html), `${path} has an inline script`);
+      assert(!/\sstyle=|<style/.test(html), `${path} has an inline style`);
+      assert(!/\son[a-z]+=/.test(html), `${path} has an inline handler`);
+    }
+    const css = await c.get("/static/css/dashboard.css");
+    assertEquals([css.status, css.headers.get("cache-control")], [
+      200,
+      "public, max-age=31536000, immutable",
+    ]);
+    await css.body?.cancel();
+    assertEquals((await c.get("/static/vendor.ts")).status, 404, "only assets are served");
+  }));
