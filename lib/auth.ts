@@ -1,4 +1,5 @@
 /** Login: email and password in, access token out; every failure looks the same. */
+import type { Admission } from "./admission.ts";
 import type { Queryable } from "./db.ts";
 import { Unauthenticated } from "./errors.ts";
 import { verifyDummy, verifyPassword } from "./password.ts";
@@ -16,12 +17,13 @@ export const LOGIN_FAILED = "Invalid email or password";
 export async function authenticate(
   sql: Queryable,
   credentials: { email: string; password: string },
+  admission?: Admission,
 ): Promise<{ id: number; role: Role }> {
   const [user] = await sql<{ id: number; role: Role; hashed_password: string; is_active: boolean }[]>`
     SELECT id, role, hashed_password, is_active FROM users WHERE lower(email) = lower(${credentials.email})`;
   const ok = user
-    ? await verifyPassword(credentials.password, user.hashed_password)
-    : await verifyDummy(credentials.password);
+    ? await verifyPassword(credentials.password, user.hashed_password, admission)
+    : await verifyDummy(credentials.password, admission);
   if (!user || !ok || !user.is_active) throw new Unauthenticated(LOGIN_FAILED);
   return { id: user.id, role: user.role };
 }
@@ -32,7 +34,8 @@ export async function login(
   key: Uint8Array,
   ttlSeconds: number,
   credentials: { email: string; password: string },
+  admission?: Admission,
 ): Promise<{ token: string; expiresIn: number }> {
-  const user = await authenticate(sql, credentials);
+  const user = await authenticate(sql, credentials, admission);
   return await issueToken(key, { userId: user.id, role: user.role }, ttlSeconds);
 }

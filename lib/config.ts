@@ -49,6 +49,9 @@ export const configSchema = z.object({
   SHUTDOWN_GRACE_S: intFrom(0, 3600).default(10),
   DASHBOARD_REFRESH_SECONDS: intFrom(1, 3600).default(30),
   SESSION_TTL_SECONDS: intFrom(60, 7 * 86_400).default(8 * 3600),
+  // Leave one core to the event loop and the database: a login storm slows logins only.
+  PASSWORD_HASH_CONCURRENCY: intFrom(1, 256).default(Math.max(1, navigator.hardwareConcurrency - 1)),
+  PASSWORD_QUEUE_MAX_WAIT_MS: intFrom(100, 120_000).default(3000),
 });
 
 /** Parsed configuration. */

@@ -3,11 +3,13 @@
  * database: the server (main.ts), the tasks (lib/cli/) and the tests all wire
  * themselves through here, so each gets the same runner for the same pool.
  */
+import { Admission } from "./admission.ts";
 import type { Config } from "./config.ts";
 import type { Sql } from "./db.ts";
 import { DatabaseWatch } from "./db_watch.ts";
 import { CheckEvents } from "./integrity/events.ts";
 import { IntegrityRunner } from "./integrity/runner.ts";
+import { StatusCache } from "./integrity/status_cache.ts";
 import { type Migration, readMigrations } from "./migrate.ts";
 
 /** What routes, tasks and the schedule are handed. */
@@ -22,6 +24,10 @@ export interface Services {
   watch: DatabaseWatch;
   /** Full checks starting and ending, on this instance or (with LISTEN) any other. */
   events: CheckEvents;
+  /** The gate in front of password derivations (logins). */
+  passwords: Admission;
+  /** The status report, kept in memory between check events. */
+  status: StatusCache;
 }
 
 /** Builds the services over an open pool; `probe` checks the database on a connection of its own. */
@@ -31,16 +37,23 @@ export async function buildServices(
   migrations?: Migration[],
 ): Promise<Services> {
   const events = new CheckEvents();
+  const runner = new IntegrityRunner(db.sql, {
+    logDir: config.LOG_DIR,
+    historyDays: config.INTEGRITY_HISTORY_DAYS,
+    events,
+  });
   return {
     config,
     sql: db.sql,
-    runner: new IntegrityRunner(db.sql, {
-      logDir: config.LOG_DIR,
-      historyDays: config.INTEGRITY_HISTORY_DAYS,
-      events,
-    }),
+    runner,
     migrations: migrations ?? await readMigrations(),
     watch: new DatabaseWatch({ probe: db.probe }),
     events,
+    status: new StatusCache(db.sql, config, runner, events),
+    passwords: new Admission({
+      what: "sign-ins",
+      concurrency: config.PASSWORD_HASH_CONCURRENCY,
+      maxWaitMs: config.PASSWORD_QUEUE_MAX_WAIT_MS,
+    }),
   };
 }

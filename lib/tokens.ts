@@ -29,9 +29,14 @@ export async function issueToken(
 }
 
 /** Verifies a token; null for anything invalid (malformed, tampered, alg none, wrong issuer, expired). */
-export async function verifyToken(key: Uint8Array, token: string): Promise<Principal | null> {
+export async function verifyToken(
+  key: Uint8Array,
+  token: string,
+  now = new Date(),
+): Promise<Principal | null> {
   try {
     const { payload } = await jwtVerify(token, key, {
+      currentDate: now,
       algorithms: ["HS256"],
       issuer: ISSUER,
       clockTolerance: CLOCK_TOLERANCE_S,
@@ -46,5 +51,58 @@ export async function verifyToken(key: Uint8Array, token: string): Promise<Princ
   } catch (err) {
     if (err instanceof errors.JOSEError || err instanceof TypeError) return null;
     throw err;
+  }
+}
+
+/**
+ * Verified tokens kept for their remaining life, so a client sending the same
+ * token thousands of times a second is verified once (HS256 verification was
+ * ~90 µs per request, a tenth of a core at 1,000 requests/s). Bounded: the
+ * least recently used entry goes first. Only valid tokens are kept; a token is
+ * dropped at its expiry (plus the clock tolerance verification allows).
+ */
+export class VerifiedTokens {
+  #entries = new Map<string, { principal: Principal; expiresAtMs: number }>();
+
+  constructor(
+    private readonly key: Uint8Array,
+    private readonly capacity = 10_000,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** The principal of a valid token, or null. */
+  async verify(token: string): Promise<Principal | null> {
+    const hit = this.#entries.get(token);
+    const now = this.clock();
+    if (hit) {
+      this.#entries.delete(token);
+      if (hit.expiresAtMs > now) {
+        this.#entries.set(token, hit); // most recently used last
+        return hit.principal;
+      }
+    }
+    const principal = await verifyToken(this.key, token, new Date(now));
+    if (!principal) return null;
+    const exp = expiryOf(token);
+    if (exp !== null) {
+      this.#entries.set(token, { principal, expiresAtMs: (exp + CLOCK_TOLERANCE_S) * 1000 });
+      if (this.#entries.size > this.capacity) this.#entries.delete(this.#entries.keys().next().value!);
+    }
+    return principal;
+  }
+
+  /** How many tokens are kept. */
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+/** The `exp` claim of a token that has just been verified (seconds), or null. */
+function expiryOf(token: string): number | null {
+  try {
+    const payload = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+    return typeof payload.exp === "number" ? payload.exp : null;
+  } catch {
+    return null;
   }
 }

@@ -9,10 +9,11 @@ import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
 import { z } from "zod";
+import type { Admission } from "../lib/admission.ts";
 import { authenticate } from "../lib/auth.ts";
 import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
-import { Unauthenticated } from "../lib/errors.ts";
+import { Unauthenticated, Unavailable } from "../lib/errors.ts";
 import type { CheckEvents } from "../lib/integrity/events.ts";
 import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { repairAndCheck } from "../lib/integrity/repair.ts";
@@ -58,6 +59,7 @@ export interface AdminDeps {
     "SCAN_ENABLED" | "SCAN_CRON" | "TRUST_PROXY" | "DASHBOARD_REFRESH_SECONDS" | "SESSION_TTL_SECONDS"
   >;
   assets: Assets;
+  passwords: Admission;
 }
 
 // The page's state lives in its URL; anything else in it is ignored.
@@ -79,7 +81,7 @@ function partRequested(c: Context): string | null {
 }
 
 /** The dashboard; mount at "/". */
-export function adminRoutes({ sql, runner, events, config, assets }: AdminDeps) {
+export function adminRoutes({ sql, runner, events, config, assets, passwords }: AdminDeps) {
   const trustProxy = config.TRUST_PROXY;
   const app = new Hono<SessionEnv>();
   const signedIn = requireSession({ sql, trustProxy });
@@ -149,7 +151,7 @@ export function adminRoutes({ sql, runner, events, config, assets }: AdminDeps) 
   app.post("/admin/login", async (c) => {
     const form = await readForm(c);
     const next = safeNext(form.next);
-    const again = (status: 400 | 401 | 403, error: string) =>
+    const again = (status: 400 | 401 | 403 | 503, error: string) =>
       c.html(
         <LoginPage
           assets={assets}
@@ -169,9 +171,13 @@ export function adminRoutes({ sql, runner, events, config, assets }: AdminDeps) 
     }
     let user;
     try {
-      user = await authenticate(sql, { email, password: form.password });
+      user = await authenticate(sql, { email, password: form.password }, passwords);
     } catch (err) {
       if (err instanceof Unauthenticated) return again(401, err.message);
+      if (err instanceof Unavailable) {
+        c.header("Retry-After", String(err.retryAfterSeconds));
+        return again(503, err.message);
+      }
       throw err;
     }
     if (user.role !== "ADMIN") {

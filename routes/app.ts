@@ -46,12 +46,18 @@ export function createApp(deps: AppDeps) {
   }
 
   app.route("/", opsRoutes({ sql, migrations }));
-  app.route("/", authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS }));
+  app.route(
+    "/",
+    authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS, passwords: deps.passwords }),
+  );
   const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
   app.route("/", progressRoutes({ sql, tokenKey, answerWithinMs }));
-  app.route("/api/v1/health", healthRoutes({ sql, runner, config, tokenKey }));
+  app.route("/api/v1/health", healthRoutes({ sql, runner, status: deps.status, tokenKey }));
   app.use("/admin/*", guard);
-  app.route("/", adminRoutes({ sql, runner, events: deps.events, config, assets: deps.assets }));
+  app.route(
+    "/",
+    adminRoutes({ sql, runner, events: deps.events, config, assets: deps.assets, passwords: deps.passwords }),
+  );
   app.route("/", assetRoutes());
   app.route("/", openapiRoutes({ contract: API_CONTRACT }));
   return app;

@@ -1,19 +1,28 @@
 /** POST /api/v1/auth/login */
 import { Hono } from "hono";
 import type { z } from "zod";
+import type { Admission } from "../lib/admission.ts";
 import { login } from "../lib/auth.ts";
 import type { Sql } from "../lib/db.ts";
 import type { AppEnv } from "./env.ts";
 import { jsonBody } from "./middleware/validate.ts";
 import { loginBody, type loginResponse } from "./schemas.ts";
 
-/** The login endpoint: 200 with a bearer token, 401 with one message for every failure. */
+/**
+ * The login endpoint: 200 with a bearer token, 401 with one message for every
+ * failure, 503 with Retry-After when too many sign-ins are already waiting.
+ */
 export function authRoutes(
-  { sql, tokenKey, ttlSeconds }: { sql: Sql; tokenKey: Uint8Array; ttlSeconds: number },
+  { sql, tokenKey, ttlSeconds, passwords }: {
+    sql: Sql;
+    tokenKey: Uint8Array;
+    ttlSeconds: number;
+    passwords: Admission;
+  },
 ) {
   const app = new Hono<AppEnv>();
   app.post("/api/v1/auth/login", jsonBody(loginBody), async (c) => {
-    const { token, expiresIn } = await login(sql, tokenKey, ttlSeconds, c.req.valid("json"));
+    const { token, expiresIn } = await login(sql, tokenKey, ttlSeconds, c.req.valid("json"), passwords);
     c.header("Cache-Control", "no-store");
     const body: z.infer<typeof loginResponse> = {
       access_token: token,

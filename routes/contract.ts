@@ -34,7 +34,11 @@ export const API_CONTRACT: readonly RouteDoc[] = [
     roles: [],
     body: loginBody,
     response: loginResponse,
-    responses: { 401: "Wrong credentials or inactive user (one message for all)" },
+    responses: {
+      401: "Wrong credentials or inactive user (one message for all)",
+      503: "Too many sign-ins at once (the password checks are queued and the queue is full), or the " +
+        "database is unavailable; retry after Retry-After",
+    },
     example: { email: "admin@levelguard.local", password: "correct horse battery staple" },
   },
   {

@@ -1,12 +1,11 @@
 /** /api/v1/health/*: integrity status, metrics, violations, check-now and repair (ADMIN only). */
 import { Hono } from "hono";
-import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
 import { Unavailable } from "../lib/errors.ts";
 import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { repairAndCheck } from "../lib/integrity/repair.ts";
-import { healthReport } from "../lib/integrity/report.ts";
 import type { IntegrityRunner } from "../lib/integrity/runner.ts";
+import type { StatusCache } from "../lib/integrity/status_cache.ts";
 import { listViolations } from "../lib/integrity/violations.ts";
 import { requireUser } from "../lib/users.ts";
 import type { AuthEnv } from "./env.ts";
@@ -18,12 +17,13 @@ import { checkNowBody, metricsQuery, repairBody, violationsQuery } from "./schem
 export interface HealthDeps {
   sql: Sql;
   runner: IntegrityRunner;
-  config: Pick<Config, "SCAN_ENABLED" | "SCAN_CRON">;
+  /** The status report, kept in memory between check events. */
+  status: StatusCache;
   tokenKey: Uint8Array;
 }
 
 /** The health API; mount under /api/v1/health. */
-export function healthRoutes({ sql, runner, config, tokenKey }: HealthDeps) {
+export function healthRoutes({ sql, runner, status, tokenKey }: HealthDeps) {
   const app = new Hono<AuthEnv>();
   // On each route rather than "*": a method a path does not serve is 405, not 401.
   const admin = roleGuard(tokenKey)("ADMIN");
@@ -33,7 +33,7 @@ export function healthRoutes({ sql, runner, config, tokenKey }: HealthDeps) {
   });
 
   app.get("/status", admin, async (c) => {
-    return c.json(await healthReport(sql, config, runner.fullCheckRunning));
+    return c.body(await status.json(), 200, { "Content-Type": "application/json" });
   });
 
   app.get("/metrics", admin, query(metricsQuery), async (c) => {

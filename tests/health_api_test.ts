@@ -239,3 +239,28 @@ Deno.test("violations before any check are an empty page", () =>
     const body = await (await app.request("/api/v1/health/violations", { headers: auth })).json();
     assertEquals(body, { items: [], next_cursor: null, total: 0, check_id: null });
   }));
+
+Deno.test("the status is served from memory until a check event, with a one-second expiry as the fallback", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    const auth = await bearer(201, "ADMIN");
+    const status = async () =>
+      (await (await app.request("/api/v1/health/status", { headers: auth })).json()).status;
+    assertEquals(await status(), "unknown");
+    // Written around this process (another instance without LISTEN): not seen at once...
+    const insert = (rate: number, state: string) =>
+      db.sql`INSERT INTO integrity_checks (trigger, outcome, status, finished_at, duration_ms, pairs_checked,
+          consistent_pairs, violation_count, consistency_rate)
+        VALUES ('manual', 'success', ${state}, now(), 1, 100, ${rate * 100}, ${
+        100 - rate * 100
+      }, ${rate}) RETURNING id`;
+    await insert(0.97, "degraded");
+    assertEquals(await status(), "unknown", "kept in memory");
+    // ...but after the expiry.
+    await new Promise((r) => setTimeout(r, 1100));
+    assertEquals(await status(), "degraded");
+    // A check event (LISTEN, or this process's runner) makes it fresh at once.
+    const [row] = await insert(0.5, "critical");
+    assertEquals(await status(), "degraded");
+    deps.events.emit({ id: row.id, outcome: "success", trigger: "manual", status: "critical" });
+    assertEquals(await status(), "critical");
+  }));
