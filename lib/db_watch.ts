@@ -9,9 +9,9 @@ import postgres from "postgres";
 import { log } from "./log.ts";
 import { unavailability } from "./retry.ts";
 
-/** What a request holds while it waits on the database. */
+/** What a request holds while it waits on the database: `cut` settles when the database goes down. */
 export interface Wait {
-  signal: AbortSignal;
+  cut: Promise<"cut">;
   done(): void;
 }
 
@@ -26,7 +26,7 @@ export interface WatchOptions {
 /** The reachability of one database, shared by the requests of a process. */
 export class DatabaseWatch {
   #down: { since: number; reason: string } | null = null;
-  #waits = new Set<AbortController>();
+  #waits = new Set<() => void>();
   #probing = false;
   #stopped = false;
 
@@ -39,9 +39,10 @@ export class DatabaseWatch {
 
   /** Registers a request that is about to use the database. */
   begin(): Wait {
-    const controller = new AbortController();
-    this.#waits.add(controller);
-    return { signal: controller.signal, done: () => this.#waits.delete(controller) };
+    let cut!: () => void;
+    const promise = new Promise<"cut">((resolve) => cut = () => resolve("cut"));
+    this.#waits.add(cut);
+    return { cut: promise, done: () => this.#waits.delete(cut) };
   }
 
   /** Looks at an error a query raised; marks the database down when it says it is unreachable. */
@@ -53,7 +54,7 @@ export class DatabaseWatch {
     const reason = err instanceof Error ? err.message : String(err);
     this.#down = { since: Date.now(), reason };
     log("warn", "database unreachable: refusing requests that need it until it answers again", { reason });
-    for (const controller of this.#waits) controller.abort(err);
+    for (const cut of this.#waits) cut();
     this.#waits.clear();
     this.#probe();
   }

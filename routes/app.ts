@@ -35,7 +35,8 @@ export function createApp(deps: AppDeps) {
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(secureHeaders({ trustProxy: config.TRUST_PROXY }));
   if (config.LOG_REQUESTS) app.use(requestLog);
-  app.use(rateLimit({ config, store: deps.rateLimitStore }));
+  // RATE_LIMIT_PER_MINUTE=0: no limiter at all (not even a pass-through layer).
+  if (config.RATE_LIMIT_PER_MINUTE > 0) app.use(rateLimit({ config, store: deps.rateLimitStore }));
   app.onError(onError);
   app.notFound(notFoundOrMethodNotAllowed(() => app.routes));
 

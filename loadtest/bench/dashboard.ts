@@ -8,11 +8,8 @@
 import postgres from "postgres";
 import { z } from "zod";
 import { argsOrExit, positiveInt } from "../../lib/cli/_args.ts";
-import { clientOptions } from "../../lib/db.ts";
-import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
-import { migrate } from "../../lib/migrate.ts";
-import { seed } from "../../lib/seed.ts";
 import { createSession } from "../../lib/sessions.ts";
+import { benchServer, percentile } from "./_setup.ts";
 
 const { students, requests } = argsOrExit({
   name: "bench:dashboard",
@@ -29,55 +26,17 @@ const { students, requests } = argsOrExit({
   notes: ["Needs PostgreSQL's binaries (initdb)."],
 });
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * p) - 1];
-
-const bin = await findPgBin();
-if (!bin) throw new Error("PostgreSQL binaries not found");
-const cluster = await startCluster(bin);
-const dir = await Deno.makeTempDir({ prefix: "levelguard-bench-dashboard-" });
-let server: Deno.ChildProcess | undefined;
+const bench = await benchServer({ students, desyncRate: 0.01 });
 try {
-  const sql = postgres(
-    cluster.url,
-    clientOptions({ DB_CONNECT_TIMEOUT_S: 10, DB_STATEMENT_TIMEOUT_MS: 0 }, 2),
-  );
-  await migrate(sql);
-  const seeded = await seed(sql, {
-    students,
-    desyncRate: 0.01,
-    adminEmail: "admin@bench.example",
-    adminPassword: "bench-admin-password",
-    studentPassword: "bench-student-password",
-  });
-  await sql`VACUUM ANALYZE`;
-  const session = await createSession(sql, seeded.adminId, 3600);
-  await sql.end();
-
-  const port = 19000 + Math.floor(Math.random() * 1000);
-  server = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../../main.ts", import.meta.url).pathname],
-    env: {
-      DATABASE_URL: cluster.url,
-      PORT: String(port),
-      HOST: "127.0.0.1",
-      JWT_SECRET: "bench-secret-bench-secret-bench-secret-0000",
-      RATE_LIMIT_PER_MINUTE: "0",
-      LOG_REQUESTS: "0",
-      SCAN_ENABLED: "1",
-      SCAN_CRON: "0 0 1 1 *",
-      DATA_DIR: dir,
-      LOG_DIR: dir,
-      DB_POOL_MAX: "4",
-    },
-    stdout: "null",
-    stderr: "inherit",
-  }).spawn();
-  const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 200; i++) {
-    const ok = await fetch(`${base}/readyz`).then((r) => r.body?.cancel().then(() => r.ok), () => false);
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const session = await (async () => {
+    const sql = postgres(bench.cluster.url, { max: 1, onnotice: () => {} });
+    try {
+      return await createSession(sql, bench.adminId, 3600);
+    } finally {
+      await sql.end();
+    }
+  })();
+  const base = bench.base;
   // The startup check has to have finished, so the page shows real data.
   await new Promise((r) => setTimeout(r, 1000));
   const cookie = { cookie: `lg_session=${session.token}` };
@@ -102,8 +61,8 @@ try {
       bytes = body.byteLength;
     }
     rows.push(
-      `| ${name} | ${pct(times, 0.5).toFixed(2)} | ${pct(times, 0.95).toFixed(2)} | ${
-        pct(times, 0.99).toFixed(2)
+      `| ${name} | ${percentile(times, 0.5).toFixed(2)} | ${percentile(times, 0.95).toFixed(2)} | ${
+        percentile(times, 0.99).toFixed(2)
       } | ${(bytes / 1024).toFixed(1)} KB |`,
     );
     console.error(rows.at(-1));
@@ -115,10 +74,5 @@ try {
       "| request | p50 ms | p95 ms | p99 ms | size |\n|---|---:|---:|---:|---:|\n" + rows.join("\n"),
   );
 } finally {
-  if (server) {
-    server.kill("SIGTERM");
-    await server.status;
-  }
-  await cluster.stop();
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  await bench.stop();
 }

@@ -22,21 +22,15 @@ export function databaseGuard(watch: DatabaseWatch) {
     if (watch.down) throw new Unavailable(UNAVAILABLE, DATABASE_RETRY_AFTER_S);
     const wait = watch.begin();
     const work = next();
-    let onAbort: () => void = () => {};
-    const aborted = new Promise<"aborted">((resolve) => {
-      onAbort = () => resolve("aborted");
-      wait.signal.addEventListener("abort", onAbort, { once: true });
-    });
     try {
-      const outcome = await Promise.race([work, aborted]);
-      if (outcome === "aborted") {
+      const outcome = await Promise.race([work, wait.cut]);
+      if (outcome === "cut") {
         // The handler goes on in the background; whatever it ends with is not sent.
         work.catch(() => {});
         throw new Unavailable(c.get("writeInFlight") ? WRITE_CUT : UNAVAILABLE, DATABASE_RETRY_AFTER_S);
       }
       if (c.error) watch.observe(c.error);
     } finally {
-      wait.signal.removeEventListener("abort", onAbort);
       wait.done();
     }
   });

@@ -58,7 +58,6 @@ function state(info: RateLimitInfo): RateLimitState {
  */
 export function rateLimit({ config, store }: { config: LimitConfig; store: RateLimitStore }) {
   const limit = config.RATE_LIMIT_PER_MINUTE;
-  if (limit === 0) return createMiddleware(async (_c, next) => await next());
   const exempt = config.RATE_LIMIT_EXEMPT;
 
   const limiter: MiddlewareHandler<LimitEnv> = rateLimiter<LimitEnv>({
