@@ -125,6 +125,8 @@ try {
     ]);
     if (!drained) log("warn", "requests still running at the end of the grace period were cut");
     await services.runner.stop(Math.max(0, graceMs - (Date.now() - stoppingSince)));
+    // A status change found by the last check still reaches the webhooks, within the grace period.
+    await services.notifier.settled(Math.max(0, graceMs - (Date.now() - stoppingSince)));
     await db!.close().catch(() => {});
     lock?.release();
     log("info", "stopped", { after_ms: Date.now() - stoppingSince });

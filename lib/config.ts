@@ -21,6 +21,21 @@ const optionalUrl = z.string().trim().transform((v) => v === "" ? undefined : v)
     .optional(),
 );
 
+// Comma-separated http(s) URLs; a typo stops startup naming the entry (never its secret path).
+const httpUrlList = z.string().transform((raw, ctx) => {
+  const items = raw.split(",").map((s) => s.trim()).filter(Boolean);
+  return items.flatMap((item, i) => {
+    if (URL.canParse(item) && /^https?:$/.test(new URL(item).protocol)) return [new URL(item)];
+    ctx.addIssue({ code: "custom", message: `entry ${i + 1} is not an http(s) URL` });
+    return [];
+  });
+});
+
+const httpUrl = z.string().trim().refine(
+  (v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol),
+  "must be an http(s) URL",
+).transform((v) => v.replace(/\/+$/, ""));
+
 /** The schema of the environment; its keys are the variable names. */
 export const configSchema = z.object({
   PORT: intFrom(0, 65535).default(8000),
@@ -52,6 +67,11 @@ export const configSchema = z.object({
   // Leave one core to the event loop and the database: a login storm slows logins only.
   PASSWORD_HASH_CONCURRENCY: intFrom(1, 256).default(Math.max(1, navigator.hardwareConcurrency - 1)),
   PASSWORD_QUEUE_MAX_WAIT_MS: intFrom(100, 120_000).default(3000),
+  // Unset: /metrics answers loopback clients only.
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  ALERT_WEBHOOK_URLS: httpUrlList.default([]),
+  // Where people reach the service (links in notifications), e.g. https://levelguard.example.com
+  PUBLIC_URL: httpUrl.optional(),
 });
 
 /** Parsed configuration. */
@@ -66,7 +86,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
   if (result.success) return result.data;
   const issue = result.error.issues[0];
   const name = String(issue.path[0] ?? "environment");
-  const secret = /SECRET|PASSWORD|DATABASE_URL/.test(name);
+  const secret = /SECRET|PASSWORD|DATABASE_URL|TOKEN|WEBHOOK/.test(name);
   const got = secret ? "" : ` (got "${env[name]}")`;
   throw new ConfigError(`invalid configuration: ${name} ${issue.message}${got}`);
 }

@@ -28,6 +28,12 @@ const int8AsNumber = {
   parse: (v: string) => Number(v),
 };
 
+/**
+ * This process's name in pg_stat_activity: `levelguard:` and a random id, so an
+ * operator (and the connection metrics) can tell instances apart.
+ */
+export const APPLICATION_NAME = `levelguard:${crypto.randomUUID().slice(0, 8)}`;
+
 /** Client options shared by both modes. */
 export function clientOptions(
   config: Pick<Config, "DB_CONNECT_TIMEOUT_S" | "DB_STATEMENT_TIMEOUT_MS">,
@@ -45,7 +51,7 @@ export function clientOptions(
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     types: { bigint: int8AsNumber },
     connection: {
-      application_name: "levelguard",
+      application_name: APPLICATION_NAME,
       statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
     },
   } as const;
@@ -104,6 +110,32 @@ async function openEmbedded(config: Config): Promise<Database> {
       await pg.close();
     },
   };
+}
+
+/**
+ * This process's server connections by state, from pg_stat_activity (the
+ * asking connection counts as idle). Null when the pool cannot spare a
+ * connection within `withinMs`: a saturated pool shows in the pending requests.
+ */
+export async function connectionCounts(
+  sql: Sql,
+  withinMs = 500,
+): Promise<{ busy: number; idle: number } | null> {
+  const query = sql<{ busy: number; idle: number }[]>`
+    select count(*) filter (where state <> 'idle' and pid <> pg_backend_pid())::int as busy,
+           count(*) filter (where state = 'idle' or pid = pg_backend_pid())::int as idle
+      from pg_stat_activity
+     where application_name = ${APPLICATION_NAME}`;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), withinMs));
+  try {
+    const rows = await Promise.race([query, late]);
+    return rows ? rows[0] : null;
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A short one-line description of a database error. */

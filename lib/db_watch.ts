@@ -37,6 +37,11 @@ export class DatabaseWatch {
     return this.#down;
   }
 
+  /** Requests waiting on the database now. */
+  get waiting(): number {
+    return this.#waits.size;
+  }
+
   /** Registers a request that is about to use the database. */
   begin(): Wait {
     let cut!: () => void;

@@ -60,6 +60,11 @@ export class Unavailable extends DomainError {
   }
 }
 
+/** Refused because the database is unreachable (counted apart from other refusals). */
+export class DatabaseDown extends Unavailable {
+  override name = "DatabaseDown";
+}
+
 /** Base class of failures that end a process with one line on stderr and no stack trace. */
 export abstract class StartupError extends Error {}
 

@@ -5,12 +5,14 @@
  */
 import { Admission } from "./admission.ts";
 import type { Config } from "./config.ts";
-import type { Sql } from "./db.ts";
+import { connectionCounts, type Sql } from "./db.ts";
 import { DatabaseWatch } from "./db_watch.ts";
 import { CheckEvents } from "./integrity/events.ts";
 import { IntegrityRunner } from "./integrity/runner.ts";
 import { StatusCache } from "./integrity/status_cache.ts";
+import { Metrics } from "./metrics.ts";
 import { type Migration, readMigrations } from "./migrate.ts";
+import { StatusNotifier } from "./notify.ts";
 
 /** What routes, tasks and the schedule are handed. */
 export interface Services {
@@ -28,12 +30,16 @@ export interface Services {
   passwords: Admission;
   /** The status report, kept in memory between check events. */
   status: StatusCache;
+  /** Prometheus metrics of this process. */
+  metrics: Metrics;
+  /** Status changes to ALERT_WEBHOOK_URLS. */
+  notifier: StatusNotifier;
 }
 
 /** Builds the services over an open pool; `probe` checks the database on a connection of its own. */
 export async function buildServices(
   config: Config,
-  db: { sql: Sql; probe: () => Promise<void> },
+  db: { sql: Sql; probe: () => Promise<void>; kind?: "server" | "embedded" },
   migrations?: Migration[],
 ): Promise<Services> {
   const events = new CheckEvents();
@@ -41,19 +47,57 @@ export async function buildServices(
     logDir: config.LOG_DIR,
     historyDays: config.INTEGRITY_HISTORY_DAYS,
     events,
+    // Called only after start-up, once `metrics` and `notifier` below exist.
+    onRecorded: (check) => {
+      metrics.recordCheck(check);
+      notifier.checkRecorded(check);
+    },
+    onUnstarted: (trigger) => metrics.recordUnstarted(trigger),
+  });
+  const watch = new DatabaseWatch({ probe: db.probe });
+  const status = new StatusCache(db.sql, config, runner, events);
+  const passwords = new Admission({
+    what: "sign-ins",
+    concurrency: config.PASSWORD_HASH_CONCURRENCY,
+    maxWaitMs: config.PASSWORD_QUEUE_MAX_WAIT_MS,
+  });
+  const metrics = new Metrics({
+    status: () => status.report(),
+    passwords,
+    databasePending: () => watch.waiting,
+    connections: db.kind !== "embedded" ? () => connectionCounts(db.sql) : undefined,
+    poolSize: db.sql.options?.max ?? config.DB_POOL_MAX,
+    commit: commit(),
+  });
+  const notifier = new StatusNotifier(db.sql, {
+    urls: config.ALERT_WEBHOOK_URLS,
+    publicUrl: config.PUBLIC_URL,
+    counter: metrics.notifications,
   });
   return {
     config,
     sql: db.sql,
     runner,
     migrations: migrations ?? await readMigrations(),
-    watch: new DatabaseWatch({ probe: db.probe }),
+    watch,
     events,
-    status: new StatusCache(db.sql, config, runner, events),
-    passwords: new Admission({
-      what: "sign-ins",
-      concurrency: config.PASSWORD_HASH_CONCURRENCY,
-      maxWaitMs: config.PASSWORD_QUEUE_MAX_WAIT_MS,
-    }),
+    status,
+    passwords,
+    metrics,
+    notifier,
   };
+}
+
+/** The commit this checkout is at (LEVELGUARD_COMMIT, else .git/HEAD), or undefined. */
+function commit(): string | undefined {
+  const given = Deno.env.get("LEVELGUARD_COMMIT");
+  if (given) return given;
+  try {
+    const root = new URL("../.git/", import.meta.url);
+    const head = Deno.readTextFileSync(new URL("HEAD", root)).trim();
+    if (!head.startsWith("ref: ")) return head.slice(0, 12);
+    return Deno.readTextFileSync(new URL(head.slice(5), root)).trim().slice(0, 12);
+  } catch {
+    return undefined;
+  }
 }

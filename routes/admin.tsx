@@ -13,6 +13,7 @@ import type { Admission } from "../lib/admission.ts";
 import { authenticate } from "../lib/auth.ts";
 import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
+import type { Metrics } from "../lib/metrics.ts";
 import { Unauthenticated, Unavailable } from "../lib/errors.ts";
 import type { CheckEvents } from "../lib/integrity/events.ts";
 import { healthMetrics } from "../lib/integrity/health_metrics.ts";
@@ -60,6 +61,7 @@ export interface AdminDeps {
   >;
   assets: Assets;
   passwords: Admission;
+  metrics: Metrics;
 }
 
 // The page's state lives in its URL; anything else in it is ignored.
@@ -81,7 +83,7 @@ function partRequested(c: Context): string | null {
 }
 
 /** The dashboard; mount at "/". */
-export function adminRoutes({ sql, runner, events, config, assets, passwords }: AdminDeps) {
+export function adminRoutes({ sql, runner, events, config, assets, passwords, metrics }: AdminDeps) {
   const trustProxy = config.TRUST_PROXY;
   const app = new Hono<SessionEnv>();
   const signedIn = requireSession({ sql, trustProxy });
@@ -217,6 +219,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords }: 
       case "violations-part":
         return c.html(<ViolationsContent view={view} />);
       default:
+        metrics.dashboardViews.inc();
         return c.html(<HealthPage view={view} assets={assets} viewer={viewer(c)} />);
     }
   });
@@ -231,6 +234,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords }: 
   });
 
   app.post("/admin/health/check", signedIn, async (c) => {
+    metrics.manualChecks.inc();
     await runner.run("manual");
     if (!c.req.header("hx-request")) {
       const form = c.get("form") ?? {};
@@ -272,6 +276,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords }: 
       dryRun: false,
       actorId: c.get("session").userId,
     });
+    metrics.recordRepair(result);
     const returnTo = safeNext(form.return_to);
     if (!c.req.header("hx-request")) {
       const sep = returnTo.includes("?") ? "&" : "?";
@@ -310,6 +315,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords }: 
     if (!id.success) return notFoundPage(c, "No such student.");
     const student = await studentDetail(sql, id.data).catch(() => null);
     if (!student) return notFoundPage(c, `There is no user #${id.data}.`);
+    metrics.manualChecks.inc();
     const check = await runner.run("manual", id.data);
     if (!c.req.header("hx-request")) return c.redirect(`/admin/students/${id.data}`, 303);
     const fresh = await studentDetail(sql, id.data);
@@ -319,6 +325,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords }: 
   // ---- live updates ------------------------------------------------------------------
 
   const live = liveEvents(events);
+  metrics.countLiveStreams(() => live.open);
   app.get("/admin/health/events", signedIn, (c) => live.stream(c, c.get("session").tokenHash));
 
   function notFoundPage(c: Context<SessionEnv>, message: string) {

@@ -13,6 +13,8 @@ import { databaseGuard } from "./middleware/database_guard.ts";
 import { rateLimit, type RateLimitStore } from "./middleware/rate_limit.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
+import { metricsRoutes } from "./metrics.ts";
+import { httpMetrics } from "./middleware/metrics.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
 import { notFoundOrMethodNotAllowed, onError } from "./problem.ts";
@@ -33,6 +35,7 @@ export function createApp(deps: AppDeps) {
   const { config, sql, runner, tokenKey, migrations } = deps;
   const app = new Hono<AppEnv>();
   app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(httpMetrics(deps.metrics));
   app.use(secureHeaders({ trustProxy: config.TRUST_PROXY }));
   if (config.LOG_REQUESTS) app.use(requestLog);
   // RATE_LIMIT_PER_MINUTE=0: no limiter at all (not even a pass-through layer).
@@ -47,17 +50,29 @@ export function createApp(deps: AppDeps) {
   }
 
   app.route("/", opsRoutes({ sql, migrations }));
+  app.route("/", metricsRoutes({ metrics: deps.metrics, config }));
   app.route(
     "/",
     authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS, passwords: deps.passwords }),
   );
   const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
-  app.route("/", progressRoutes({ sql, tokenKey, answerWithinMs }));
-  app.route("/api/v1/health", healthRoutes({ sql, runner, status: deps.status, tokenKey }));
+  app.route("/", progressRoutes({ sql, tokenKey, answerWithinMs, metrics: deps.metrics }));
+  app.route(
+    "/api/v1/health",
+    healthRoutes({ sql, runner, status: deps.status, tokenKey, metrics: deps.metrics }),
+  );
   app.use("/admin/*", guard);
   app.route(
     "/",
-    adminRoutes({ sql, runner, events: deps.events, config, assets: deps.assets, passwords: deps.passwords }),
+    adminRoutes({
+      sql,
+      runner,
+      events: deps.events,
+      config,
+      assets: deps.assets,
+      passwords: deps.passwords,
+      metrics: deps.metrics,
+    }),
   );
   app.route("/", assetRoutes());
   app.route("/", openapiRoutes({ contract: API_CONTRACT }));

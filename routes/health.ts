@@ -1,6 +1,7 @@
 /** /api/v1/health/*: integrity status, metrics, violations, check-now and repair (ADMIN only). */
 import { Hono } from "hono";
 import type { Sql } from "../lib/db.ts";
+import type { Metrics } from "../lib/metrics.ts";
 import { Unavailable } from "../lib/errors.ts";
 import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { repairAndCheck } from "../lib/integrity/repair.ts";
@@ -20,10 +21,11 @@ export interface HealthDeps {
   /** The status report, kept in memory between check events. */
   status: StatusCache;
   tokenKey: Uint8Array;
+  metrics: Metrics;
 }
 
 /** The health API; mount under /api/v1/health. */
-export function healthRoutes({ sql, runner, status, tokenKey }: HealthDeps) {
+export function healthRoutes({ sql, runner, status, tokenKey, metrics }: HealthDeps) {
   const app = new Hono<AuthEnv>();
   // On each route rather than "*": a method a path does not serve is 405, not 401.
   const admin = roleGuard(tokenKey)("ADMIN");
@@ -47,6 +49,7 @@ export function healthRoutes({ sql, runner, status, tokenKey }: HealthDeps) {
   app.post("/check-now", admin, jsonBody(checkNowBody, { optional: true }), async (c) => {
     const userId = c.req.valid("json").user_id ?? null;
     if (userId !== null) await requireUser(sql, userId);
+    metrics.manualChecks.inc();
     const check = await runner.run("manual", userId);
     if (check.outcome === "failure") {
       throw new Unavailable(`Integrity check ${check.id} failed: ${check.error}`);
@@ -62,6 +65,7 @@ export function healthRoutes({ sql, runner, status, tokenKey }: HealthDeps) {
       dryRun: body.dry_run,
       actorId: c.get("principal").userId,
     });
+    metrics.recordRepair(result);
     return c.json(result);
   });
   return app;

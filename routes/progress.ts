@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { applyXpChange } from "../lib/coupling.ts";
 import type { Sql } from "../lib/db.ts";
+import type { Metrics } from "../lib/metrics.ts";
 import { Invalid } from "../lib/errors.ts";
 import type { AuthEnv } from "./env.ts";
 import type { GuardEnv } from "./middleware/database_guard.ts";
@@ -17,7 +18,12 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** The progress update endpoint (ADMIN, INSTRUCTOR). */
 export function progressRoutes(
-  { sql, tokenKey, answerWithinMs }: { sql: Sql; tokenKey: Uint8Array; answerWithinMs: number },
+  { sql, tokenKey, answerWithinMs, metrics }: {
+    sql: Sql;
+    tokenKey: Uint8Array;
+    answerWithinMs: number;
+    metrics: Metrics;
+  },
 ) {
   const allow = roleGuard(tokenKey);
   const app = new Hono<AuthEnv & GuardEnv>();
@@ -45,6 +51,7 @@ export function progressRoutes(
         // when the database returns; the database's clock decides, so allow for some skew.
         deadline: new Date(Date.now() + answerWithinMs + CLOCK_SKEW_ALLOWANCE_MS),
       });
+      metrics.xpChanges.inc({ result: replayed ? "replayed" : "applied" });
       if (replayed) c.header("Idempotent-Replayed", "true");
       // Already JSON (built by PostgreSQL in the documented order): sent without re-encoding.
       return c.body(json, 200, { "Content-Type": "application/json" });

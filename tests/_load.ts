@@ -57,12 +57,13 @@ export async function awardLoad(options: {
           headers,
           body,
         });
-        const json = await res.json().catch(() => ({}));
+        // A body cut off (the server was killed after the headers) is no answer at all.
+        const json = await res.json().catch(() => null);
         sent.push({
           startedAt,
           ms: performance.now() - startedAt,
-          status: res.status,
-          eventId: json.event_id,
+          status: json === null ? 0 : res.status,
+          eventId: json?.event_id,
           key,
         });
       } catch {

@@ -37,6 +37,10 @@ export interface RunnerOptions {
   historyDays: number;
   /** Told when a full check starts and ends (open dashboards). */
   events?: CheckEvents;
+  /** Told of every run this runner started, once it is recorded (metrics). */
+  onRecorded?: (check: CheckRecord) => void;
+  /** Told of a run that could not start (the database was down). */
+  onUnstarted?: (trigger: Trigger) => void;
   /** Parallel ranges; default SCAN_PARTITIONS, 1 when the pool is too small. */
   partitions?: number;
 }
@@ -78,16 +82,22 @@ export class IntegrityRunner {
     if (current) {
       if (options.fresh) return current.catch(() => {}).then(() => this.run(trigger, scopeUserId, options));
       if (trigger === "schedule") {
-        return recordSkipped(this.sql, trigger, "a check was already running in this process");
+        return this.#told(recordSkipped(this.sql, trigger, "a check was already running in this process"));
       }
       return current;
     }
     const work = scopeUserId === null
       ? this.#full(trigger, options.fresh ?? false)
       : this.#scoped(trigger, scopeUserId);
-    const promise = work.finally(() => this.#running.delete(key));
+    const promise = this.#told(work).finally(() => this.#running.delete(key));
     this.#running.set(key, promise);
     return promise;
+  }
+
+  async #told(work: Promise<CheckRecord>): Promise<CheckRecord> {
+    const check = await work;
+    this.options.onRecorded?.(check);
+    return check;
   }
 
   /**
@@ -96,6 +106,7 @@ export class IntegrityRunner {
    * success rate shows the outage. Bounded: an outage of days keeps the last 100.
    */
   rememberUnstarted(trigger: Trigger, error: string) {
+    this.options.onUnstarted?.(trigger);
     this.#unstarted.push({ trigger, at: new Date(), error });
     if (this.#unstarted.length > 100) this.#unstarted.shift();
   }

@@ -38,17 +38,27 @@ export class StatusCache {
     this.#report = null;
   }
 
+  /** The report, from memory when it is fresh. */
+  async report(): Promise<HealthReport> {
+    await this.#fresh();
+    return this.#report!.value;
+  }
+
   /** The report as JSON text, from memory when it is fresh. */
   async json(): Promise<string> {
-    const ttl = this.events.listening ? STATUS_TTL_LISTENING_MS : STATUS_TTL_MS;
-    const kept = this.#report;
-    if (!kept || performance.now() - kept.at > ttl) await this.#read();
+    await this.#fresh();
     const report = this.#report!;
     // next_check_at moves with the clock; patch it in rather than re-encoding the report.
     const next = this.config.SCAN_ENABLED ? nextCronTime(this.config.SCAN_CRON)?.toISOString() ?? null : null;
     return next === report.value.next_check_at
       ? report.body
       : JSON.stringify({ ...report.value, next_check_at: next });
+  }
+
+  async #fresh(): Promise<void> {
+    const ttl = this.events.listening ? STATUS_TTL_LISTENING_MS : STATUS_TTL_MS;
+    const kept = this.#report;
+    if (!kept || performance.now() - kept.at > ttl) await this.#read();
   }
 
   async #read(): Promise<void> {

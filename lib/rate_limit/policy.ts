@@ -4,7 +4,7 @@
 export const RATE_LIMIT_WINDOW_MS = 60_000;
 
 /** Paths that are never limited: probes and scrapes must work while a client is throttled. */
-export const RATE_LIMIT_FREE_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz"]);
+export const RATE_LIMIT_FREE_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
 
 // Policy name shown in the headers (draft-ietf-httpapi-ratelimit-headers, structured fields).
 const POLICY = "per-ip";

@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { argsOrExit } from "../../lib/cli/_args.ts";
 
-const BENCHMARKS = ["update.ts", "status.ts", "login_storm.ts", "scan.ts", "dashboard.ts"];
+const BENCHMARKS = ["update.ts", "status.ts", "login_storm.ts", "scan.ts", "dashboard.ts", "metrics.ts"];
 
 argsOrExit({
   name: "bench",

@@ -6,7 +6,7 @@
  */
 import { createMiddleware } from "hono/factory";
 import type { DatabaseWatch } from "../../lib/db_watch.ts";
-import { Unavailable } from "../../lib/errors.ts";
+import { DatabaseDown } from "../../lib/errors.ts";
 import { DATABASE_RETRY_AFTER_S } from "../problem.ts";
 
 /** Context variables of the guard: a route sets `writeInFlight` while a write may be running. */
@@ -19,7 +19,7 @@ const WRITE_CUT = "The database became unavailable during the change; it may or 
 /** The guard over `watch`; mount it on the routes that use the database. */
 export function databaseGuard(watch: DatabaseWatch) {
   return createMiddleware<GuardEnv>(async (c, next) => {
-    if (watch.down) throw new Unavailable(UNAVAILABLE, DATABASE_RETRY_AFTER_S);
+    if (watch.down) throw new DatabaseDown(UNAVAILABLE, DATABASE_RETRY_AFTER_S);
     const wait = watch.begin();
     const work = next();
     try {
@@ -27,7 +27,7 @@ export function databaseGuard(watch: DatabaseWatch) {
       if (outcome === "cut") {
         // The handler goes on in the background; whatever it ends with is not sent.
         work.catch(() => {});
-        throw new Unavailable(c.get("writeInFlight") ? WRITE_CUT : UNAVAILABLE, DATABASE_RETRY_AFTER_S);
+        throw new DatabaseDown(c.get("writeInFlight") ? WRITE_CUT : UNAVAILABLE, DATABASE_RETRY_AFTER_S);
       }
       if (c.error) watch.observe(c.error);
     } finally {

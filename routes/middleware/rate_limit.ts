@@ -1,11 +1,10 @@
 /** Per-client-IP rate limiting on hono-rate-limiter, with our key, exemptions, store and headers. */
-import type { Context, MiddlewareHandler } from "hono";
-import { getConnInfo } from "hono/deno";
+import type { MiddlewareHandler } from "hono";
 import { createMiddleware } from "hono/factory";
 import { MemoryStore, rateLimiter, type RateLimitInfo, type Store } from "hono-rate-limiter";
 import type { Config } from "../../lib/config.ts";
 import type { Sql } from "../../lib/db.ts";
-import { clientAddress, inCidrs, limiterKey } from "../../lib/rate_limit/ip.ts";
+import { inCidrs, limiterKey } from "../../lib/rate_limit/ip.ts";
 import {
   RATE_LIMIT_FREE_PATHS,
   RATE_LIMIT_WINDOW_MS,
@@ -15,6 +14,7 @@ import {
 } from "../../lib/rate_limit/policy.ts";
 import { PostgresRateLimitStore } from "../../lib/rate_limit/postgres_store.ts";
 import { HttpProblem } from "../problem.ts";
+import { requestAddress } from "./client_address.ts";
 
 /** Context variables of the limiter. */
 type LimitEnv = { Variables: { clientAddress: bigint | null; rateLimit: RateLimitInfo } };
@@ -32,19 +32,6 @@ export function rateLimitStore(config: Pick<Config, "RATE_LIMIT_STORE">, sql: Sq
   return config.RATE_LIMIT_STORE === "postgres"
     ? new PostgresRateLimitStore(sql, { windowMs: RATE_LIMIT_WINDOW_MS })
     : new MemoryStore<LimitEnv>();
-}
-
-/**
- * The socket's peer address. `Deno.serve` hands it to `app.fetch` as the env
- * (`remoteAddr`); tests pass the same shape as `app.request`'s third argument.
- */
-function peerAddress(c: Context): string | undefined {
-  if (!(c.env as { remoteAddr?: unknown } | undefined)?.remoteAddr) return undefined;
-  try {
-    return getConnInfo(c).remote.address;
-  } catch {
-    return undefined;
-  }
 }
 
 function state(info: RateLimitInfo): RateLimitState {
@@ -77,7 +64,7 @@ export function rateLimit({ config, store }: { config: LimitConfig; store: RateL
 
   return createMiddleware<LimitEnv>(async (c, next) => {
     if (RATE_LIMIT_FREE_PATHS.has(c.req.path)) return await next();
-    const address = clientAddress(peerAddress(c), c.req.header("x-forwarded-for"), config.TRUST_PROXY);
+    const address = requestAddress(c, config.TRUST_PROXY);
     if (address !== null && inCidrs(address, exempt)) return await next();
     c.set("clientAddress", address);
     await limiter(c, async () => {
