@@ -12,12 +12,24 @@ import { errorFields, log } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
 import { listen } from "./lib/serve.ts";
 import { pruneSessions } from "./lib/sessions.ts";
+import { pruneRequestStats } from "./lib/canary/request_stats.ts";
 import { buildServices } from "./lib/services.ts";
 import { loadTokenKey } from "./lib/token_key.ts";
 import { createApp } from "./routes/app.ts";
 import { assetUrls } from "./routes/assets.ts";
 import { rateLimitStore } from "./routes/middleware/rate_limit.ts";
 import { starting } from "./routes/starting.ts";
+
+const REQUEST_STATS_DAYS = 7;
+
+/** LEVELGUARD_DEBUG=1 shows the stack of an unexpected start-up failure (false without env access). */
+function debugging(): boolean {
+  try {
+    return Boolean(Deno.env.get("LEVELGUARD_DEBUG"));
+  } catch {
+    return false;
+  }
+}
 
 argsOrExit({
   name: "start",
@@ -50,6 +62,8 @@ try {
   const services = await buildServices(config, db);
   const applied = await migrate(db.sql, services.migrations);
   if (applied.length) log("info", "migrations applied", { applied });
+  // Requests are sorted into canary cohorts without waiting on the database: know the rollout first.
+  await services.rollout.percent().catch(() => {});
   const app = createApp({
     ...services,
     tokenKey: await loadTokenKey(config),
@@ -94,18 +108,24 @@ try {
     );
   }
 
+  // Request figures go to the shared request_stats every 5 s (the canary's error rate and latency).
+  services.requestStats.start();
+
   // Cron jobs stop with this signal (graceful shutdown unregisters them).
   const stopping = new AbortController();
   if (config.SCAN_ENABLED) {
     scheduleIntegrityScan(services.runner, config.SCAN_CRON, { signal: stopping.signal });
   }
   // Idempotency keys are promised for 24 h; hourly pruning keeps them 48 h. Expired dashboard
-  // sessions go at the same time.
+  // sessions and request figures older than the longest canary window (with margin) go too.
   Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", { signal: stopping.signal }, async () => {
     try {
       const keys = await pruneIdempotencyKeys(services.sql);
       const sessions = await pruneSessions(services.sql);
-      if (keys || sessions) log("info", "pruned", { idempotency_keys: keys, sessions });
+      const requestStats = await pruneRequestStats(services.sql, REQUEST_STATS_DAYS);
+      if (keys || sessions || requestStats) {
+        log("info", "pruned", { idempotency_keys: keys, sessions, request_stats: requestStats });
+      }
     } catch (err) {
       log("error", "pruning idempotency keys and sessions failed", errorFields(err));
     }
@@ -125,6 +145,7 @@ try {
     ]);
     if (!drained) log("warn", "requests still running at the end of the grace period were cut");
     await services.runner.stop(Math.max(0, graceMs - (Date.now() - stoppingSince)));
+    await services.requestStats.stop();
     // A status change found by the last check still reaches the webhooks, within the grace period.
     await services.notifier.settled(Math.max(0, graceMs - (Date.now() - stoppingSince)));
     await db!.close().catch(() => {});
@@ -141,6 +162,6 @@ try {
     ? err.message
     : `unexpected start-up failure: ${(err as Error)?.message ?? err}`;
   console.error(`levelguard: ${message}`);
-  if (!isOneLine(err) && Deno.env.get("LEVELGUARD_DEBUG")) console.error(err);
+  if (!isOneLine(err) && debugging()) console.error(err);
   Deno.exit(1);
 }

@@ -72,10 +72,55 @@ export const configSchema = z.object({
   ALERT_WEBHOOK_URLS: httpUrlList.default([]),
   // Where people reach the service (links in notifications), e.g. https://levelguard.example.com
   PUBLIC_URL: httpUrl.optional(),
+  // staging:export: the password every copied user gets (unless --keep-password-hashes).
+  STAGING_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
+  // Canary: the minimum soak of a rollout step before `canary advance`, and automatic rollback.
+  CANARY_STEP_HOURS: z.coerce.number().min(0).max(24 * 90).default(24),
+  CANARY_AUTO_ROLLBACK: flag.default(false),
 });
 
 /** Parsed configuration. */
 export type Config = z.infer<typeof configSchema>;
+
+/**
+ * One line per variable: what it does (ops/env.example and `deno task start
+ * --help` are built from this; the type makes a new variable without a line
+ * a compile error).
+ */
+export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: string } = {
+  PORT: "HTTP port",
+  HOST: "listen address",
+  DATABASE_URL:
+    "PostgreSQL 14+ (postgres://user:password@host:5432/db); unset = embedded PGlite under DATA_DIR",
+  DB_POOL_MAX: "connections in the pool (the embedded database always uses 1)",
+  DB_CONNECT_TIMEOUT_S: "seconds to wait for a database connection",
+  DB_STATEMENT_TIMEOUT_MS: "statement_timeout of every connection, ms (0 = none)",
+  DATA_DIR: "embedded database and the generated JWT key",
+  LOG_DIR: "integrity checks' JSON log files",
+  JWT_SECRET: "HS256 key, 32+ characters; set it (the same) on every instance sharing a database",
+  JWT_TTL_SECONDS: "access token lifetime, seconds",
+  RATE_LIMIT_PER_MINUTE: "requests per client IP per minute; 0 turns limiting off",
+  RATE_LIMIT_EXEMPT: "comma-separated IPs/CIDRs never limited (load generators)",
+  RATE_LIMIT_STORE: "memory (per process) or postgres (one budget across instances)",
+  TRUST_PROXY: "1: the client IP is the right-most X-Forwarded-For entry (behind nginx)",
+  SCAN_CRON: "integrity scan schedule, 5-field cron (UTC)",
+  SCAN_ENABLED: "0 disables the scheduled scan in this instance",
+  INTEGRITY_HISTORY_DAYS: "days of check history kept",
+  SEED_ADMIN_PASSWORD: "seed: the admin's password; embedded first start: the demo admin's (random if unset)",
+  SEED_STUDENT_PASSWORD: "seed: the students' shared password",
+  LOG_REQUESTS: "one JSON log line per request",
+  SHUTDOWN_GRACE_S: "on SIGTERM/SIGINT, seconds in-flight requests and a running check get to finish",
+  DASHBOARD_REFRESH_SECONDS: "the dashboard's refresh timer, besides its live updates",
+  SESSION_TTL_SECONDS: "how long a dashboard sign-in lasts, seconds",
+  PASSWORD_HASH_CONCURRENCY: "password derivations at once; the rest queue",
+  PASSWORD_QUEUE_MAX_WAIT_MS: "a sign-in that would wait longer in the queue gets 503 + Retry-After",
+  METRICS_TOKEN: "bearer token GET /metrics requires (16+ characters); unset = loopback clients only",
+  ALERT_WEBHOOK_URLS: "comma-separated http(s) URLs that get a JSON POST when the health status changes",
+  PUBLIC_URL: "where people reach the service (https://...), for links in notifications",
+  STAGING_PASSWORD: "staging:export: the password every copied user gets (unless --keep-password-hashes)",
+  CANARY_STEP_HOURS: "minimum soak of a rollout step before `deno task canary advance`, hours",
+  CANARY_AUTO_ROLLBACK: "1: a rollback verdict after a check sets the rollout to 0 and notifies",
+};
 
 /** Parses an environment (default: the process's) or throws one ConfigError. */
 export function loadConfig(env: Record<string, string | undefined> = Deno.env.toObject()): Config {

@@ -6,10 +6,12 @@
  * database, through the status cache), so every instance reports the same
  * values, not only the one that ran the check.
  *
- * prom-client's default collectors run under Deno (process metrics come from
- * /proc, heap figures from v8) except two: the event-loop delay percentiles
- * (replaced, see lib/event_loop_delay.ts) and the GC duration histogram (left
- * out). The active handles/requests/resources counts (no libuv handles: they
+ * prom-client's default collectors run under Deno (CPU from the process, heap
+ * figures from V8) except: the event-loop delay gauges (replaced, see
+ * lib/event_loop_delay.ts), the GC duration histogram (left out), and those
+ * read from /proc/self, which Deno allows only with --allow-all (resident
+ * memory replaced by Deno.memoryUsage().rss; virtual memory, heap and file
+ * descriptor counts left out rather than read as 0). The active handles/requests/resources counts (no libuv handles: they
  * read 0) and nodejs_version_info (Deno's Node compatibility version) mean
  * nothing here and are left out too; levelguard_build_info has the versions.
  */
@@ -36,6 +38,13 @@ const REPLACED_UNDER_DENO = [
   "nodejs_eventloop_lag_p90_seconds",
   "nodejs_eventloop_lag_p99_seconds",
   "nodejs_gc_duration_seconds",
+  // Read from /proc/self, which Deno lets only an --allow-all process read: under the systemd unit's
+  // scoped permissions they would silently read 0. Resident memory comes from Deno instead.
+  "process_resident_memory_bytes",
+  "process_virtual_memory_bytes",
+  "process_heap_bytes",
+  "process_open_fds",
+  "process_max_fds",
 ];
 
 const NOT_MEANINGFUL_UNDER_DENO = [
@@ -103,6 +112,14 @@ function processRegistry(): client.Registry {
       processMetrics.removeSingleMetric(name);
     }
     registerEventLoopDelay(processMetrics);
+    new client.Gauge({
+      name: "process_resident_memory_bytes",
+      help: "Resident memory size in bytes (Deno.memoryUsage, no /proc access needed)",
+      registers: [processMetrics],
+      collect() {
+        this.set(Deno.memoryUsage().rss);
+      },
+    });
   }
   return processMetrics;
 }

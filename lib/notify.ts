@@ -31,6 +31,9 @@ export interface StatusChangeEvent {
   dashboard_url: string | null;
 }
 
+/** Any event POSTed to the webhooks: a `text` for chat tools, its name, and fields. */
+export type OutgoingEvent = { text: string; event: string; check_id?: number } & object;
+
 /** How deliveries are made. */
 export interface NotifierOptions {
   urls: readonly URL[];
@@ -111,6 +114,12 @@ export class StatusNotifier {
     this.#track(this.#notify(check));
   }
 
+  /** POSTs any event (a `text` for chat tools plus fields) to every URL, in the background. */
+  announce<E extends OutgoingEvent>(event: E): void {
+    if (this.options.urls.length === 0) return;
+    this.#track(Promise.all(this.options.urls.map((url) => this.#deliver(url, event))).then(() => {}));
+  }
+
   /** Resolves once the deliveries under way are done, or after `withinMs`. */
   async settled(withinMs: number): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -135,7 +144,7 @@ export class StatusNotifier {
     await Promise.all(this.options.urls.map((url) => this.#deliver(url, event)));
   }
 
-  async #deliver(url: URL, event: StatusChangeEvent): Promise<void> {
+  async #deliver(url: URL, event: OutgoingEvent): Promise<void> {
     const delays = this.options.retryDelaysMs ?? DEFAULT_RETRY_DELAYS_MS;
     const body = JSON.stringify(event);
     // A webhook URL's path is its secret (Slack, Teams): logs name the origin only.
@@ -168,6 +177,11 @@ export class StatusNotifier {
       }
     }
     this.options.counter?.inc({ result: "failed" });
-    log("warn", "status notification not delivered", { target, reason, check_id: event.check_id });
+    log("warn", "status notification not delivered", {
+      target,
+      reason,
+      event: event.event,
+      check_id: event.check_id,
+    });
   }
 }

@@ -5,7 +5,10 @@
  */
 import { Admission } from "./admission.ts";
 import type { Config } from "./config.ts";
-import { connectionCounts, type Sql } from "./db.ts";
+import { AutoRollback } from "./canary/auto_rollback.ts";
+import { RequestStats } from "./canary/request_stats.ts";
+import { RolloutCache } from "./canary/rollout_cache.ts";
+import { APPLICATION_NAME, connectionCounts, type Sql } from "./db.ts";
 import { DatabaseWatch } from "./db_watch.ts";
 import { CheckEvents } from "./integrity/events.ts";
 import { IntegrityRunner } from "./integrity/runner.ts";
@@ -34,6 +37,12 @@ export interface Services {
   metrics: Metrics;
   /** Status changes to ALERT_WEBHOOK_URLS. */
   notifier: StatusNotifier;
+  /** The dashboard's rollout percentage, cached for a second. */
+  rollout: RolloutCache;
+  /** This process's request figures, flushed to the shared request_stats. */
+  requestStats: RequestStats;
+  /** CANARY_AUTO_ROLLBACK's judge (called after each check when it is on). */
+  autoRollback: AutoRollback;
 }
 
 /** Builds the services over an open pool; `probe` checks the database on a connection of its own. */
@@ -51,6 +60,7 @@ export async function buildServices(
     onRecorded: (check) => {
       metrics.recordCheck(check);
       notifier.checkRecorded(check);
+      if (config.CANARY_AUTO_ROLLBACK) autoRollback.checkRecorded(check);
     },
     onUnstarted: (trigger) => metrics.recordUnstarted(trigger),
   });
@@ -74,6 +84,16 @@ export async function buildServices(
     publicUrl: config.PUBLIC_URL,
     counter: metrics.notifications,
   });
+  const rollout = new RolloutCache(db.sql);
+  const requestStats = new RequestStats(db.sql, APPLICATION_NAME);
+  const autoRollback = new AutoRollback({
+    sql: db.sql,
+    soakHours: config.CANARY_STEP_HOURS,
+    stats: requestStats,
+    rollout,
+    notifier,
+    publicUrl: config.PUBLIC_URL,
+  });
   return {
     config,
     sql: db.sql,
@@ -85,6 +105,9 @@ export async function buildServices(
     passwords,
     metrics,
     notifier,
+    rollout,
+    requestStats,
+    autoRollback,
   };
 }
 

@@ -8,8 +8,14 @@
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { csrf } from "hono/csrf";
+import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import type { Admission } from "../lib/admission.ts";
+import { advanceRefusal } from "../lib/canary/advance.ts";
+import { inRollout } from "../lib/canary/bucket.ts";
+import { canaryReport } from "../lib/canary/report.ts";
+import { rolloutState, setRollout } from "../lib/canary/rollout.ts";
+import type { RolloutCache } from "../lib/canary/rollout_cache.ts";
 import { authenticate } from "../lib/auth.ts";
 import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
@@ -37,6 +43,7 @@ import type { Assets } from "../views/layout.tsx";
 import { ForbiddenPage, LoginPage, MessagePage } from "../views/login_page.tsx";
 import { RepairPage, RepairPanel } from "../views/repair_panel.tsx";
 import { StudentPage, StudentPairs } from "../views/student_page.tsx";
+import { NotEnabledPage, RolloutPanel } from "../views/rollout_panel.tsx";
 import { liveEvents } from "./admin_events.ts";
 import { isTls } from "./middleware/secure_headers.ts";
 import {
@@ -62,6 +69,9 @@ export interface AdminDeps {
   assets: Assets;
   passwords: Admission;
   metrics: Metrics;
+  rollout: RolloutCache;
+  /** CANARY_STEP_HOURS. */
+  soakHours: number;
 }
 
 // The page's state lives in its URL; anything else in it is ignored.
@@ -83,10 +93,35 @@ function partRequested(c: Context): string | null {
 }
 
 /** The dashboard; mount at "/". */
-export function adminRoutes({ sql, runner, events, config, assets, passwords, metrics }: AdminDeps) {
+export function adminRoutes(
+  { sql, runner, events, config, assets, passwords, metrics, rollout, soakHours }: AdminDeps,
+) {
   const trustProxy = config.TRUST_PROXY;
   const app = new Hono<SessionEnv>();
   const signedIn = requireSession({ sql, trustProxy });
+
+  /**
+   * Health data only for admins in the rollout; the others get the page that
+   * says it is not enabled for them (htmx requests are sent there whole).
+   */
+  const inRolloutOnly = createMiddleware<SessionEnv>(async (c, next) => {
+    const percent = await rollout.percent();
+    if (inRollout(c.get("session").userId, percent)) return await next();
+    if (c.req.header("hx-request")) {
+      c.header("HX-Redirect", "/admin/health");
+      return c.body(null, 204);
+    }
+    if (c.req.method !== "GET") return c.redirect("/admin/health", 303);
+    if (c.req.path === "/admin/health/events") return c.text("Not enabled for this account", 403);
+    const state = await rolloutState(sql);
+    const rolledBack = state.last_change?.source === "auto-rollback" && state.percent === 0
+      ? state.last_change.at
+      : null;
+    return c.html(
+      <NotEnabledPage assets={assets} viewer={viewer(c)} percent={percent} rolledBackAt={rolledBack} />,
+    );
+  });
+  const dashboard = [signedIn, inRolloutOnly] as const;
 
   // Forms post to our own origin only (Hono's Origin check), and small.
   app.use(
@@ -200,7 +235,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
 
   // ---- the health page and its parts -----------------------------------------
 
-  app.get("/admin/health", signedIn, async (c) => {
+  app.get("/admin/health", ...dashboard, async (c) => {
     const view = await healthView(c, c.req.query());
     switch (partRequested(c)) {
       case "live": {
@@ -218,13 +253,21 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
         return c.html(<HistoryContent view={view} />);
       case "violations-part":
         return c.html(<ViolationsContent view={view} />);
-      default:
+      default: {
         metrics.dashboardViews.inc();
-        return c.html(<HealthPage view={view} assets={assets} viewer={viewer(c)} />);
+        const [report, state] = await Promise.all([
+          canaryReport(sql, { window: "1h", soakHours }),
+          rolloutState(sql),
+        ]);
+        const panel = (
+          <RolloutPanel report={report} state={state} csrfToken={c.get("session").csrfToken} now={view.now} />
+        );
+        return c.html(<HealthPage view={view} assets={assets} viewer={viewer(c)} rollout={panel} />);
+      }
     }
   });
 
-  app.get("/admin/health/violations.csv", signedIn, (c) => {
+  app.get("/admin/health/violations.csv", ...dashboard, (c) => {
     const q = pageQuery.parse(c.req.query());
     const name = ["violations", q.kind, q.specialization].filter(Boolean).join("-").toLowerCase();
     return c.body(violationsCsv(sql, { kind: q.kind, specialization: q.specialization }), 200, {
@@ -233,7 +276,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
     });
   });
 
-  app.post("/admin/health/check", signedIn, async (c) => {
+  app.post("/admin/health/check", ...dashboard, async (c) => {
     metrics.manualChecks.inc();
     await runner.run("manual");
     if (!c.req.header("hx-request")) {
@@ -254,7 +297,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
     );
   });
 
-  app.post("/admin/health/repair/preview", signedIn, async (c) => {
+  app.post("/admin/health/repair/preview", ...dashboard, async (c) => {
     const form = c.get("form") ?? {};
     const id = form.student_id ? studentId.safeParse(form.student_id) : null;
     if (id && !id.success) return notFoundPage(c, "No such student.");
@@ -266,7 +309,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
     return c.html(<RepairPage assets={assets} viewer={viewer(c)} returnTo={returnTo}>{panel}</RepairPage>);
   });
 
-  app.post("/admin/health/repair", signedIn, async (c) => {
+  app.post("/admin/health/repair", ...dashboard, async (c) => {
     const form = c.get("form") ?? {};
     const id = form.student_id ? studentId.safeParse(form.student_id) : null;
     if (id && !id.success) return notFoundPage(c, "No such student.");
@@ -298,9 +341,52 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
     );
   });
 
+  // ---- the rollout -------------------------------------------------------------------
+
+  app.post("/admin/rollout", ...dashboard, async (c) => {
+    const form = c.get("form") ?? {};
+    const session = c.get("session");
+    const report = await canaryReport(sql, { window: "1h", soakHours });
+    let to: number;
+    if (form.action === "advance") {
+      const refused = advanceRefusal(report, false);
+      if (refused) {
+        return c.html(
+          <MessagePage assets={assets} title="Not advanced" message={`Not advanced: ${refused}.`} />,
+          409,
+        );
+      }
+      to = report.rollout.next_step!;
+    } else if (form.action === "rollback") {
+      to = 0;
+    } else if (form.action === "set" && /^\d{1,3}$/.test(form.percent ?? "") && Number(form.percent) <= 100) {
+      to = Number(form.percent);
+    } else {
+      return c.html(
+        <MessagePage assets={assets} title="Not changed" message="Give a whole percentage from 0 to 100." />,
+        400,
+      );
+    }
+    const reason = (form.reason ?? "").toWellFormed().replace(/\p{Cc}/gu, " ").trim().slice(0, 500) ||
+      (form.action === "advance"
+        ? `advance: canary ${report.verdict}`
+        : form.action === "rollback"
+        ? "rollback from the dashboard"
+        : null);
+    await setRollout(sql, {
+      percent: to,
+      reason,
+      source: "dashboard",
+      actorId: session.userId,
+      actor: session.email,
+    });
+    rollout.set(to);
+    return c.redirect("/admin/health#rollout", 303);
+  });
+
   // ---- one student ---------------------------------------------------------------
 
-  app.get("/admin/students/:id", signedIn, async (c) => {
+  app.get("/admin/students/:id", ...dashboard, async (c) => {
     const id = studentId.safeParse(c.req.param("id"));
     if (!id.success) return notFoundPage(c, "No such student.");
     const student = await studentDetail(sql, id.data).catch(() => null);
@@ -310,7 +396,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
     );
   });
 
-  app.post("/admin/students/:id/check", signedIn, async (c) => {
+  app.post("/admin/students/:id/check", ...dashboard, async (c) => {
     const id = studentId.safeParse(c.req.param("id"));
     if (!id.success) return notFoundPage(c, "No such student.");
     const student = await studentDetail(sql, id.data).catch(() => null);
@@ -326,7 +412,7 @@ export function adminRoutes({ sql, runner, events, config, assets, passwords, me
 
   const live = liveEvents(events);
   metrics.countLiveStreams(() => live.open);
-  app.get("/admin/health/events", signedIn, (c) => live.stream(c, c.get("session").tokenHash));
+  app.get("/admin/health/events", ...dashboard, (c) => live.stream(c, c.get("session").tokenHash));
 
   function notFoundPage(c: Context<SessionEnv>, message: string) {
     return c.html(<MessagePage assets={assets} title="Not found" message={message} />, 404);

@@ -15,10 +15,12 @@ import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
 import { metricsRoutes } from "./metrics.ts";
 import { httpMetrics } from "./middleware/metrics.ts";
+import { requestStats } from "./middleware/request_stats.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
 import { notFoundOrMethodNotAllowed, onError } from "./problem.ts";
 import { progressRoutes } from "./progress.ts";
+import { rolloutRoutes } from "./rollout.ts";
 
 /** Everything the HTTP surface is built from: the process's services plus the edge's own state. */
 export interface AppDeps extends Services {
@@ -36,6 +38,7 @@ export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>();
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.use(httpMetrics(deps.metrics));
+  app.use(requestStats(deps.requestStats, deps.rollout));
   app.use(secureHeaders({ trustProxy: config.TRUST_PROXY }));
   if (config.LOG_REQUESTS) app.use(requestLog);
   // RATE_LIMIT_PER_MINUTE=0: no limiter at all (not even a pass-through layer).
@@ -45,7 +48,9 @@ export function createApp(deps: AppDeps) {
 
   // Bounded waits: while the database is unreachable these answer 503 at once.
   const guard = databaseGuard(deps.watch);
-  for (const prefix of ["/api/v1/auth/*", "/api/v1/specializations/*", "/api/v1/health/*"]) {
+  for (
+    const prefix of ["/api/v1/auth/*", "/api/v1/specializations/*", "/api/v1/health/*", "/api/v1/admin/*"]
+  ) {
     app.use(prefix, guard);
   }
 
@@ -59,8 +64,17 @@ export function createApp(deps: AppDeps) {
   app.route("/", progressRoutes({ sql, tokenKey, answerWithinMs, metrics: deps.metrics }));
   app.route(
     "/api/v1/health",
-    healthRoutes({ sql, runner, status: deps.status, tokenKey, metrics: deps.metrics }),
+    healthRoutes({
+      sql,
+      runner,
+      status: deps.status,
+      tokenKey,
+      metrics: deps.metrics,
+      requestStats: deps.requestStats,
+      soakHours: config.CANARY_STEP_HOURS,
+    }),
   );
+  app.route("/", rolloutRoutes({ sql, rollout: deps.rollout, tokenKey }));
   app.use("/admin/*", guard);
   app.route(
     "/",
@@ -72,6 +86,8 @@ export function createApp(deps: AppDeps) {
       assets: deps.assets,
       passwords: deps.passwords,
       metrics: deps.metrics,
+      rollout: deps.rollout,
+      soakHours: config.CANARY_STEP_HOURS,
     }),
   );
   app.route("/", assetRoutes());

@@ -5,6 +5,8 @@
  * fails when a mounted /api route is missing here or a row is not mounted.
  */
 import { z } from "zod";
+import { canaryReportSchema } from "../lib/canary/report.ts";
+import { rolloutStateSchema } from "../lib/canary/rollout.ts";
 import { healthMetricsSchema } from "../lib/integrity/health_metrics.ts";
 import { repairResultSchema } from "../lib/integrity/repair.ts";
 import { healthReportSchema } from "../lib/integrity/report.ts";
@@ -12,6 +14,7 @@ import { checkRecordSchema } from "../lib/integrity/store.ts";
 import { violationPageSchema } from "../lib/integrity/violations.ts";
 import type { RouteDoc } from "./openapi_document.ts";
 import {
+  canaryQuery,
   checkNowBody,
   loginBody,
   loginResponse,
@@ -19,6 +22,7 @@ import {
   progressUpdateBody,
   progressUpdateResponse,
   repairBody,
+  rolloutBody,
   violationsQuery,
 } from "./schemas.ts";
 
@@ -120,6 +124,34 @@ export const API_CONTRACT: readonly RouteDoc[] = [
     response: repairResultSchema,
     responses: { 404: "`student_id` is not a user" },
     example: { dry_run: true },
+  },
+  {
+    method: "GET",
+    path: "/api/v1/health/canary",
+    summary: "The canary's metrics over a window (all instances), each with baseline, threshold and verdict",
+    tag: "rollout",
+    roles: ADMIN,
+    query: canaryQuery,
+    response: canaryReportSchema,
+  },
+  {
+    method: "GET",
+    path: "/api/v1/admin/rollout",
+    summary: "The dashboard's rollout percentage and its last change (who, from, to, why)",
+    tag: "rollout",
+    roles: ADMIN,
+    response: rolloutStateSchema,
+  },
+  {
+    method: "PUT",
+    path: "/api/v1/admin/rollout",
+    summary: "Set the dashboard's rollout percentage (audited with the reason)",
+    tag: "rollout",
+    roles: ADMIN,
+    body: rolloutBody,
+    response: rolloutStateSchema,
+    responses: { 401: "No valid token, or the token's user is gone, inactive or no longer an admin" },
+    example: { percent: 100, reason: "everyone" },
   },
   {
     method: "GET",

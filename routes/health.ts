@@ -1,5 +1,7 @@
 /** /api/v1/health/*: integrity status, metrics, violations, check-now and repair (ADMIN only). */
 import { Hono } from "hono";
+import { canaryReport } from "../lib/canary/report.ts";
+import type { RequestStats } from "../lib/canary/request_stats.ts";
 import type { Sql } from "../lib/db.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { Unavailable } from "../lib/errors.ts";
@@ -12,7 +14,7 @@ import { requireUser } from "../lib/users.ts";
 import type { AuthEnv } from "./env.ts";
 import { roleGuard } from "./middleware/require_role.ts";
 import { jsonBody, query } from "./middleware/validate.ts";
-import { checkNowBody, metricsQuery, repairBody, violationsQuery } from "./schemas.ts";
+import { canaryQuery, checkNowBody, metricsQuery, repairBody, violationsQuery } from "./schemas.ts";
 
 /** What the health API needs. */
 export interface HealthDeps {
@@ -22,10 +24,15 @@ export interface HealthDeps {
   status: StatusCache;
   tokenKey: Uint8Array;
   metrics: Metrics;
+  requestStats: RequestStats;
+  /** CANARY_STEP_HOURS. */
+  soakHours: number;
 }
 
 /** The health API; mount under /api/v1/health. */
-export function healthRoutes({ sql, runner, status, tokenKey, metrics }: HealthDeps) {
+export function healthRoutes(
+  { sql, runner, status, tokenKey, metrics, requestStats, soakHours }: HealthDeps,
+) {
   const app = new Hono<AuthEnv>();
   // On each route rather than "*": a method a path does not serve is 405, not 401.
   const admin = roleGuard(tokenKey)("ADMIN");
@@ -40,6 +47,12 @@ export function healthRoutes({ sql, runner, status, tokenKey, metrics }: HealthD
 
   app.get("/metrics", admin, query(metricsQuery), async (c) => {
     return c.json(await healthMetrics(sql, c.req.valid("query").window));
+  });
+
+  app.get("/canary", admin, query(canaryQuery), async (c) => {
+    // This instance's latest requests count too (the others flush every few seconds).
+    await requestStats.flush().catch(() => {});
+    return c.json(await canaryReport(sql, { window: c.req.valid("query").window, soakHours }));
   });
 
   app.get("/violations", admin, query(violationsQuery), async (c) => {

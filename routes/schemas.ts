@@ -82,3 +82,16 @@ export const repairBody = z.strictObject({
   student_id: positiveId.optional(),
   dry_run: z.boolean(),
 });
+
+/** PUT /api/v1/admin/rollout */
+export const rolloutBody = z.strictObject({
+  percent: z.int().min(0).max(100),
+  // Free text, but no control characters (PostgreSQL text cannot even hold NUL).
+  reason: z.string().trim().min(1).max(500).regex(/^[^\p{Cc}]*$/u, "Must not contain control characters")
+    .refine((text) => text.isWellFormed(), "Must be well-formed Unicode").optional(),
+});
+
+/** GET /api/v1/health/canary */
+export const canaryQuery = z.strictObject({
+  window: z.enum(["15m", "1h", "6h", "24h"]).default("1h"),
+});

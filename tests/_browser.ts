@@ -24,9 +24,13 @@ export function skipNotice(engine: string, missing: string, install: string): vo
   console.log(`dashboard tests: ${engine} skipped: ${missing} is not installed (${install})`);
 }
 
-/** The git-ignored folder screenshots go to (test-output/screenshots, or TEST_OUTPUT_DIR). */
+/**
+ * Where screenshots go: TEST_OUTPUT_DIR/screenshots, by default under the system's temp directory
+ * (tests never write into the source tree).
+ */
 export async function screenshotDir(): Promise<string> {
-  const base = Deno.env.get("TEST_OUTPUT_DIR") ?? new URL("../test-output", import.meta.url).pathname;
+  const base = Deno.env.get("TEST_OUTPUT_DIR") ??
+    join(Deno.env.get("TMPDIR") ?? "/tmp", "levelguard-test-output");
   const dir = join(base, "screenshots");
   await Deno.mkdir(dir, { recursive: true });
   return dir;

@@ -49,6 +49,8 @@ const DEFAULTS = { LOG_REQUESTS: "0", RATE_LIMIT_PER_MINUTE: "0", SCAN_ENABLED: 
 
 async function build(config: Config, sql: Sql, url: string) {
   const services = await buildServices(config, { sql, probe: connectionProbe(url, 2) });
+  // As main.ts does after migrating (an unmigrated test database has no setting yet: 100 then).
+  await services.rollout.percent().catch(() => {});
   const deps: AppDeps = {
     ...services,
     tokenKey: TEST_TOKEN_KEY,

@@ -127,6 +127,19 @@ Deno.test("a typed client generated from the document calls every endpoint, and 
       body: { dry_run: false },
     });
     check("POST", "/api/v1/health/violations/repair", repaired.response, repaired.data);
+    const canary = await client.GET("/api/v1/health/canary", {
+      headers,
+      params: { query: { window: "15m" } },
+    });
+    check("GET", "/api/v1/health/canary", canary.response, canary.data);
+    const setRollout = await client.PUT("/api/v1/admin/rollout", {
+      headers,
+      body: { percent: 25, reason: "typed client" },
+    });
+    check("PUT", "/api/v1/admin/rollout", setRollout.response, setRollout.data);
+    const rollout = await client.GET("/api/v1/admin/rollout", { headers });
+    check("GET", "/api/v1/admin/rollout", rollout.response, rollout.data);
+    assertEquals([rollout.data?.percent, rollout.data?.last_change?.reason], [25, "typed client"]);
     const spec = await client.GET("/api/v1/openapi.json");
     check("GET", "/api/v1/openapi.json", spec.response, spec.data);
     assertEquals([...called].sort(), API_CONTRACT.map((d) => `${d.method} ${d.path}`).sort());

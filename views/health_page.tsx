@@ -151,7 +151,13 @@ export function OtherParts(props: { view: HealthView }) {
 
 /** The whole page. */
 export function HealthPage(
-  props: { view: HealthView; assets: Assets; viewer: { email: string; csrfToken: string } },
+  props: {
+    view: HealthView;
+    assets: Assets;
+    viewer: { email: string; csrfToken: string };
+    /** The rollout section, rendered last (see rollout_panel.tsx). */
+    rollout?: unknown;
+  },
 ) {
   const { view } = props;
   return (
@@ -183,6 +189,7 @@ export function HealthPage(
         <Part id="violations-part" include="find form.filters">
           <ViolationsContent view={view} />
         </Part>
+        {props.rollout}
       </div>
     </Layout>
   );

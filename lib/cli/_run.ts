@@ -12,6 +12,9 @@ import { pendingMigrations } from "../migrate.ts";
 import { buildServices, type Services } from "../services.ts";
 import { argsOrExit, type TaskSpec, usage } from "./_args.ts";
 
+/** How long a task waits, at its end, for notifications under way (they retry with backoff). */
+const NOTIFY_WAIT_MS = 10_000;
+
 /** What a task gets. */
 export interface TaskContext<T> {
   args: T;
@@ -36,6 +39,7 @@ export async function runTask<S extends z.ZodType>(
 ): Promise<never> {
   const args = argsOrExit(spec);
   let db: Database | undefined;
+  let services: Services | undefined;
   let release = () => {};
   let code = 0;
   try {
@@ -45,7 +49,7 @@ export async function runTask<S extends z.ZodType>(
       release = (await lockDataDir(config.DATA_DIR, `${instead}stop it, or set DATABASE_URL`)).release;
     }
     db = await openDatabase(config);
-    const services = await buildServices(config, db);
+    services = await buildServices(config, db);
     if (options.database === "migrated") {
       const pending = await pendingMigrations(db.sql, services.migrations);
       if (pending.length) {
@@ -69,6 +73,9 @@ export async function runTask<S extends z.ZodType>(
       throw err;
     }
   } finally {
+    // A check the task ran may have changed the status (webhooks) or the canary's verdict.
+    await services?.autoRollback.settled().catch(() => {});
+    await services?.notifier.settled(NOTIFY_WAIT_MS);
     await db?.close().catch(() => {});
     release();
   }

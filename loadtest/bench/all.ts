@@ -2,7 +2,15 @@
 import { z } from "zod";
 import { argsOrExit } from "../../lib/cli/_args.ts";
 
-const BENCHMARKS = ["update.ts", "status.ts", "login_storm.ts", "scan.ts", "dashboard.ts", "metrics.ts"];
+const BENCHMARKS = [
+  "update.ts",
+  "status.ts",
+  "login_storm.ts",
+  "scan.ts",
+  "dashboard.ts",
+  "metrics.ts",
+  "staging_export.ts",
+];
 
 argsOrExit({
   name: "bench",

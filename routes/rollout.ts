@@ -1,0 +1,42 @@
+/** /api/v1/admin/rollout: the dashboard's rollout percentage (ADMIN only), read and set with a reason. */
+import { Hono } from "hono";
+import { activeAdminEmail, rolloutState, setRollout } from "../lib/canary/rollout.ts";
+import type { RolloutCache } from "../lib/canary/rollout_cache.ts";
+import type { Sql } from "../lib/db.ts";
+import type { AuthEnv } from "./env.ts";
+import { roleGuard } from "./middleware/require_role.ts";
+import { jsonBody } from "./middleware/validate.ts";
+import { rolloutBody } from "./schemas.ts";
+
+/** What the rollout API needs. */
+export interface RolloutDeps {
+  sql: Sql;
+  rollout: RolloutCache;
+  tokenKey: Uint8Array;
+}
+
+/** GET and PUT /api/v1/admin/rollout. */
+export function rolloutRoutes({ sql, rollout, tokenKey }: RolloutDeps) {
+  const app = new Hono<AuthEnv>();
+  const admin = roleGuard(tokenKey)("ADMIN");
+  const noStore = { "Cache-Control": "no-store" };
+
+  app.get("/api/v1/admin/rollout", admin, async (c) => {
+    return c.json(await rolloutState(sql), 200, noStore);
+  });
+
+  app.put("/api/v1/admin/rollout", admin, jsonBody(rolloutBody), async (c) => {
+    const { percent, reason } = c.req.valid("json");
+    const actorId = c.get("principal").userId;
+    await setRollout(sql, {
+      percent,
+      reason: reason ?? null,
+      source: "api",
+      actorId,
+      actor: await activeAdminEmail(sql, actorId),
+    });
+    rollout.set(percent);
+    return c.json(await rolloutState(sql), 200, noStore);
+  });
+  return app;
+}
