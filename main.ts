@@ -2,25 +2,21 @@
 import { z } from "zod";
 import { argsOrExit } from "./lib/cli/_args.ts";
 import { configSchema, loadConfig } from "./lib/config.ts";
-import { pruneIdempotencyKeys } from "./lib/coupling.ts";
 import { checkLogDir, type DataDirLock, ensureDataDir, lockDataDir } from "./lib/data_dir.ts";
-import { type Database, openDatabase } from "./lib/db.ts";
+import { checkPooledTimeout, type Database, openDatabase } from "./lib/db.ts";
 import { ensureDemoData } from "./lib/demo.ts";
 import { isOneLine } from "./lib/errors.ts";
 import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
 import { errorFields, log } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
 import { listen } from "./lib/serve.ts";
-import { pruneSessions } from "./lib/sessions.ts";
-import { pruneRequestStats } from "./lib/canary/request_stats.ts";
+import { pruneExpired } from "./lib/prune.ts";
 import { buildServices } from "./lib/services.ts";
 import { loadTokenKey } from "./lib/token_key.ts";
 import { createApp } from "./routes/app.ts";
 import { assetUrls } from "./routes/assets.ts";
 import { rateLimitStore } from "./routes/middleware/rate_limit.ts";
 import { starting } from "./routes/starting.ts";
-
-const REQUEST_STATS_DAYS = 7;
 
 /** LEVELGUARD_DEBUG=1 shows the stack of an unexpected start-up failure (false without env access). */
 function debugging(): boolean {
@@ -64,15 +60,26 @@ try {
   if (applied.length) log("info", "migrations applied", { applied });
   // Requests are sorted into canary cohorts without waiting on the database: know the rollout first.
   await services.rollout.percent().catch(() => {});
+  // Heavy reads go to the replica while it is reachable and close enough (measured every 2 s).
+  await services.replica?.start();
   const app = createApp({
     ...services,
     tokenKey: await loadTokenKey(config),
     rateLimitStore: rateLimitStore(config, db.sql),
     assets: await assetUrls(),
   });
-  // Checks finished by other instances reach open dashboards through LISTEN; the embedded
-  // database serves one connection, so there the runner's own events are all there is.
-  if (db.kind === "server") await services.events.listen(db.sql);
+  // Checks finished by other instances reach open dashboards (and the status cache) through
+  // LISTEN; the embedded database serves one connection, so there the runner's own events are all
+  // there is. Through a pooler LISTEN needs a direct connection; without one, everything polls.
+  if (db.session) {
+    const warning = await checkPooledTimeout(db.sql, config.DB_STATEMENT_TIMEOUT_MS);
+    if (warning) log("warn", warning);
+    if (db.session.direct) await services.events.listen(db.session.sql);
+    else {log(
+        "info",
+        "through a pooler without DATABASE_DIRECT_URL: no LISTEN, dashboards and the status cache poll",
+      );}
+  } else if (db.kind === "server") await services.events.listen(db.sql);
 
   // Bind the port before anything is created or printed: a port in use ends
   // here, in one line, and a later start still finds no demo data and prints
@@ -120,14 +127,10 @@ try {
   // sessions and request figures older than the longest canary window (with margin) go too.
   Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", { signal: stopping.signal }, async () => {
     try {
-      const keys = await pruneIdempotencyKeys(services.sql);
-      const sessions = await pruneSessions(services.sql);
-      const requestStats = await pruneRequestStats(services.sql, REQUEST_STATS_DAYS);
-      if (keys || sessions || requestStats) {
-        log("info", "pruned", { idempotency_keys: keys, sessions, request_stats: requestStats });
-      }
+      const pruned = await pruneExpired(services.sql);
+      if (pruned && Object.values(pruned).some((n) => n > 0)) log("info", "pruned", { ...pruned });
     } catch (err) {
-      log("error", "pruning idempotency keys and sessions failed", errorFields(err));
+      log("error", "pruning expired keys, sessions and request figures failed", errorFields(err));
     }
   });
 
@@ -146,6 +149,7 @@ try {
     if (!drained) log("warn", "requests still running at the end of the grace period were cut");
     await services.runner.stop(Math.max(0, graceMs - (Date.now() - stoppingSince)));
     await services.requestStats.stop();
+    services.replica?.stop();
     // A status change found by the last check still reaches the webhooks, within the grace period.
     await services.notifier.settled(Math.max(0, graceMs - (Date.now() - stoppingSince)));
     await db!.close().catch(() => {});

@@ -790,6 +790,9 @@ export interface operations {
                             [key: string]: number;
                         } | null;
                         error: string | null;
+                        read_from: ("primary" | "replica") | null;
+                        replica_lsn: string | null;
+                        replica_lag_s: number | null;
                     };
                 };
             };
@@ -1123,6 +1126,9 @@ export interface operations {
                                 [key: string]: number;
                             } | null;
                             error: string | null;
+                            read_from: ("primary" | "replica") | null;
+                            replica_lsn: string | null;
+                            replica_lag_s: number | null;
                         } | null;
                         next_check_at: string | null;
                         scan_running: boolean;
@@ -1456,6 +1462,9 @@ export interface operations {
                                 [key: string]: number;
                             } | null;
                             error: string | null;
+                            read_from: ("primary" | "replica") | null;
+                            replica_lsn: string | null;
+                            replica_lag_s: number | null;
                         } | null;
                     };
                 };

@@ -41,6 +41,11 @@ export const configSchema = z.object({
   PORT: intFrom(0, 65535).default(8000),
   HOST: z.string().min(1).default("0.0.0.0"),
   DATABASE_URL: optionalUrl.optional(),
+  // Through PgBouncer in transaction pooling: no prepared statements, no session state.
+  DB_PREPARE: flag.default(true),
+  DATABASE_DIRECT_URL: optionalUrl.optional(),
+  DATABASE_REPLICA_URL: optionalUrl.optional(),
+  REPLICA_MAX_LAG_S: intFrom(0, 86_400).default(30),
   DB_POOL_MAX: intFrom(1, 500).default(10),
   DB_CONNECT_TIMEOUT_S: intFrom(1, 300).default(10),
   DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
@@ -92,6 +97,13 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
   HOST: "listen address",
   DATABASE_URL:
     "PostgreSQL 14+ (postgres://user:password@host:5432/db); unset = embedded PGlite under DATA_DIR",
+  DB_PREPARE:
+    "0: no prepared statements and no session state (DATABASE_URL is PgBouncer in transaction pooling)",
+  DATABASE_DIRECT_URL:
+    "a direct connection (not through the pooler) for LISTEN and the scan lock; unset: polling",
+  DATABASE_REPLICA_URL:
+    "a streaming replica for heavy reads (scan, violations, history, CSV); unset: the primary",
+  REPLICA_MAX_LAG_S: "seconds of replica lag beyond which reads go back to the primary",
   DB_POOL_MAX: "connections in the pool (the embedded database always uses 1)",
   DB_CONNECT_TIMEOUT_S: "seconds to wait for a database connection",
   DB_STATEMENT_TIMEOUT_MS: "statement_timeout of every connection, ms (0 = none)",

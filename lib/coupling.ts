@@ -1,5 +1,5 @@
 /** The coupling enforcer: applies an XP change to progress and license together, exactly once. */
-import type { Sql } from "./db.ts";
+import type { Queryable, Sql } from "./db.ts";
 import { KeyConflict, NotFound, Unauthenticated, Unavailable } from "./errors.ts";
 import { log } from "./log.ts";
 import { transience, withRetry } from "./retry.ts";
@@ -85,7 +85,7 @@ export async function applyXpChange(sql: Sql, change: XpChange): Promise<Applied
 }
 
 /** Deletes idempotency keys older than `hours` (default 48 h, so keys live at least 24 h). */
-export async function pruneIdempotencyKeys(sql: Sql, hours = 48): Promise<number> {
+export async function pruneIdempotencyKeys(sql: Queryable, hours = 48): Promise<number> {
   const result =
     await sql`DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => ${hours})`;
   return result.count;

@@ -15,6 +15,14 @@ export type Queryable = postgres.Sql | postgres.TransactionSql;
 export interface Database {
   sql: Sql;
   kind: "server" | "embedded";
+  /**
+   * With DB_PREPARE=0 (a pooler in transaction mode): a small client for the work that needs one
+   * server session (LISTEN, the scan lock); on DATABASE_DIRECT_URL when set, else through the pooler
+   * (then good for transaction-scoped locks only, and `direct` is false).
+   */
+  session?: { sql: Sql; direct: boolean };
+  /** DATABASE_REPLICA_URL: a streaming replica for heavy reads (lib/replica.ts decides when). */
+  replica?: Sql;
   /** Checks the database answers on a connection of its own (not the pool's); throws otherwise. */
   probe(): Promise<void>;
   close(): Promise<void>;
@@ -34,13 +42,19 @@ const int8AsNumber = {
  */
 export const APPLICATION_NAME = `levelguard:${crypto.randomUUID().slice(0, 8)}`;
 
-/** Client options shared by both modes. */
+/**
+ * Client options shared by both modes. `pooled`: through PgBouncer in transaction pooling, where
+ * prepared statements do not survive a transaction and an unknown startup parameter
+ * (statement_timeout) is refused; the timeout is then the role's (see `checkPooledTimeout`).
+ */
 export function clientOptions(
   config: Pick<Config, "DB_CONNECT_TIMEOUT_S" | "DB_STATEMENT_TIMEOUT_MS">,
   max: number,
+  { pooled = false }: { pooled?: boolean } = {},
 ) {
   return {
     max,
+    prepare: !pooled,
     connect_timeout: config.DB_CONNECT_TIMEOUT_S,
     idle_timeout: 60,
     max_lifetime: 60 * 30,
@@ -50,10 +64,9 @@ export function clientOptions(
     // The watch (db_watch.ts) keeps requests off a dead pool; reconnecting stays quick.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     types: { bigint: int8AsNumber },
-    connection: {
-      application_name: APPLICATION_NAME,
-      statement_timeout: config.DB_STATEMENT_TIMEOUT_MS,
-    },
+    connection: pooled
+      ? { application_name: APPLICATION_NAME }
+      : { application_name: APPLICATION_NAME, statement_timeout: config.DB_STATEMENT_TIMEOUT_MS },
   } as const;
 }
 
@@ -65,6 +78,13 @@ export async function openDatabase(config: Config): Promise<Database> {
   } catch (err) {
     await db.close().catch(() => {});
     const code = (err as { code?: string }).code;
+    // PgBouncer refuses the startup parameters a direct connection sends.
+    if (/unsupported startup parameter/.test((err as Error).message ?? "")) {
+      throw new DatabaseUnavailable(
+        `the database (a pooler?) refused a connection setting: ${describe(err)}; ` +
+          "through PgBouncer in transaction pooling set DB_PREPARE=0",
+      );
+    }
     const what = code === "28P01" || code === "28000"
       ? "the database refused our credentials"
       : code === "3D000"
@@ -76,13 +96,48 @@ export async function openDatabase(config: Config): Promise<Database> {
 }
 
 function openServer(url: string, config: Config): Database {
-  const sql = postgres(url, clientOptions(config, config.DB_POOL_MAX));
+  const pooled = !config.DB_PREPARE;
+  const sql = postgres(url, clientOptions(config, config.DB_POOL_MAX, { pooled }));
+  const direct = pooled ? config.DATABASE_DIRECT_URL : undefined;
+  // Two connections at most: LISTEN holds one, the scan lock another.
+  const session = pooled
+    ? {
+      sql: postgres(direct ?? url, clientOptions(config, 2, { pooled: !direct })),
+      direct: direct !== undefined,
+    }
+    : undefined;
+  // The scan holds one connection there for its snapshot; pages and exports use the others.
+  const replica = config.DATABASE_REPLICA_URL
+    ? postgres(config.DATABASE_REPLICA_URL, clientOptions(config, 4, { pooled }))
+    : undefined;
   return {
     sql,
     kind: "server",
+    session,
+    replica,
     probe: connectionProbe(url, config.DB_CONNECT_TIMEOUT_S),
-    close: () => sql.end({ timeout: 5 }),
+    close: async () => {
+      await Promise.all([
+        sql.end({ timeout: 5 }),
+        session?.sql.end({ timeout: 5 }),
+        replica?.end({ timeout: 5 }),
+      ]);
+    },
   };
+}
+
+/**
+ * Through a pooler the statement timeout cannot be a startup parameter: it is the role's or the
+ * database's setting. Returns a one-line warning when that differs from DB_STATEMENT_TIMEOUT_MS.
+ */
+export async function checkPooledTimeout(sql: Sql, wantedMs: number): Promise<string | null> {
+  const [{ ms }] = await sql<{ ms: number }[]>`
+    SELECT extract(epoch FROM current_setting('statement_timeout')::interval) * 1000 AS ms`;
+  if (Number(ms) === wantedMs) return null;
+  return `statement_timeout through the pooler is ${
+    Number(ms)
+  } ms, not DB_STATEMENT_TIMEOUT_MS=${wantedMs}: ` +
+    `set it on the role (ALTER ROLE <role> SET statement_timeout = '${wantedMs}ms')`;
 }
 
 async function openEmbedded(config: Config): Promise<Database> {

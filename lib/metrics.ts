@@ -22,6 +22,7 @@ import type { HealthReport } from "./integrity/report.ts";
 import type { RepairResult } from "./integrity/repair.ts";
 import { type CheckRecord, type Trigger, TRIGGERS } from "./integrity/store.ts";
 import { VIOLATION_KINDS } from "./model.ts";
+import type { ReplicaState } from "./replica.ts";
 
 /** The version of this build (bumped with releases). */
 export const VERSION = "0.9.0";
@@ -132,6 +133,8 @@ export interface MetricSources {
   /** Requests using or waiting for the database now. */
   databasePending: () => number;
   poolSize: number;
+  /** DATABASE_REPLICA_URL's state, when one is configured. */
+  replica?: () => ReplicaState;
   /** This process's connections by state (server mode; the embedded database has one). */
   connections?: () => Promise<{ busy: number; idle: number } | null>;
   /** The build's commit, when known. */
@@ -344,6 +347,24 @@ export class Metrics {
         this.inc(sources.passwords.shed);
       },
     });
+    if (sources.replica) {
+      const replica = sources.replica;
+      new client.Gauge({
+        name: "levelguard_replica_in_use",
+        help:
+          "1 while heavy reads go to the replica (DATABASE_REPLICA_URL), 0 while they fall back to the primary",
+        registers,
+        collect() {
+          this.set(replica().usable ? 1 : 0);
+        },
+      });
+      new OptionalGauge(
+        "levelguard_replica_lag_seconds",
+        "How far the replica is behind the primary; absent while it cannot be measured",
+        registers,
+        () => Promise.resolve(replica().lagS),
+      );
+    }
     const liveStreams = () => this.#liveStreams();
     new client.Gauge({
       name: "levelguard_dashboard_live_streams",

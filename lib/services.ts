@@ -16,6 +16,7 @@ import { StatusCache } from "./integrity/status_cache.ts";
 import { Metrics } from "./metrics.ts";
 import { type Migration, readMigrations } from "./migrate.ts";
 import { StatusNotifier } from "./notify.ts";
+import { Replica } from "./replica.ts";
 
 /** What routes, tasks and the schedule are handed. */
 export interface Services {
@@ -43,19 +44,32 @@ export interface Services {
   requestStats: RequestStats;
   /** CANARY_AUTO_ROLLBACK's judge (called after each check when it is on). */
   autoRollback: AutoRollback;
+  /** DATABASE_REPLICA_URL's replica and its state (started by main.ts). */
+  replica?: Replica;
+  /** Where heavy reads go now: the replica while it is usable, else the primary. */
+  reads: () => Sql;
 }
 
 /** Builds the services over an open pool; `probe` checks the database on a connection of its own. */
 export async function buildServices(
   config: Config,
-  db: { sql: Sql; probe: () => Promise<void>; kind?: "server" | "embedded" },
+  db: {
+    sql: Sql;
+    probe: () => Promise<void>;
+    kind?: "server" | "embedded";
+    session?: { sql: Sql };
+    replica?: Sql;
+  },
   migrations?: Migration[],
 ): Promise<Services> {
   const events = new CheckEvents();
+  const replica = db.replica ? new Replica(db.replica, db.sql, config.REPLICA_MAX_LAG_S) : undefined;
   const runner = new IntegrityRunner(db.sql, {
     logDir: config.LOG_DIR,
     historyDays: config.INTEGRITY_HISTORY_DAYS,
     events,
+    lockSql: db.session?.sql,
+    replica,
     // Called only after start-up, once `metrics` and `notifier` below exist.
     onRecorded: (check) => {
       metrics.recordCheck(check);
@@ -75,6 +89,7 @@ export async function buildServices(
     status: () => status.report(),
     passwords,
     databasePending: () => watch.waiting,
+    replica: replica ? () => replica.state : undefined,
     connections: db.kind !== "embedded" ? () => connectionCounts(db.sql) : undefined,
     poolSize: db.sql.options?.max ?? config.DB_POOL_MAX,
     commit: commit(),
@@ -108,6 +123,8 @@ export async function buildServices(
     rollout,
     requestStats,
     autoRollback,
+    replica,
+    reads: () => replica?.reader() ?? db.sql,
   };
 }
 

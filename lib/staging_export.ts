@@ -12,9 +12,7 @@
  *   memory stays flat however large the source is.
  */
 import postgres from "postgres";
-import { Buffer } from "node:buffer";
-import { Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { copyStream } from "./copy_stream.ts";
 import { APPLICATION_NAME, clientOptions, describe, type Queryable, type Sql } from "./db.ts";
 import { DatabaseUnavailable, DomainError, MigrationTampered } from "./errors.ts";
 import { type Migration, pendingMigrations, readMigrations } from "./migrate.ts";
@@ -254,72 +252,6 @@ function refuseNonEmpty(tables: string[]) {
   }
 }
 
-/** Bytes per CopyData message to the target (the source sends one message per row). */
-const BATCH_BYTES = 64 * 1024;
-
-/**
- * Regroups the source's rows into batches of about BATCH_BYTES for the target,
- * and counts them (text COPY: one newline per row; newlines in values are escaped).
- * One write per row cost 2-3x the time: 100,000 students' rows are ~600,000 messages.
- */
-function batcher(onRows: (rows: number) => void): Transform {
-  let rows = 0;
-  let pending: Uint8Array[] = [];
-  let size = 0;
-  const take = () => {
-    const batch = Buffer.concat(pending, size);
-    pending = [];
-    size = 0;
-    onRows(rows);
-    return batch;
-  };
-  return new Transform({
-    transform(chunk: Uint8Array, _encoding, callback) {
-      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) rows++;
-      pending.push(chunk);
-      size += chunk.length;
-      callback(null, size >= BATCH_BYTES ? take() : undefined);
-    },
-    flush(callback) {
-      callback(null, size > 0 ? take() : undefined);
-    },
-  });
-}
-
-/**
- * Streams one source query into one target COPY; resolves with the rows
- * streamed once the target has taken them all.
- */
-async function stream(
-  src: Queryable,
-  dst: Queryable,
-  select: string,
-  into: string,
-  onRows: (rows: number) => void,
-): Promise<number> {
-  let rows = 0;
-  const readable = await src.unsafe(`COPY (${select}) TO STDOUT`).readable();
-  const copyIn = dst.unsafe(`COPY ${into} FROM STDIN`);
-  const writable = await copyIn.writable();
-  // postgres.js 3.4 loses an error the target reports after CopyDone (a row of
-  // the last batch refused): the stream's final callback never fires, and the
-  // pipeline would wait forever. The query itself is still rejected with the
-  // error: hand it to the stream. (A CopyFail outside COPY is ignored by the server.)
-  const query = copyIn as unknown as { reject(err: unknown): void };
-  const reject = query.reject;
-  query.reject = (err) => {
-    writable.destroy(err instanceof Error ? err : new Error(String(err)));
-    reject(err);
-  };
-  await pipeline(readable, batcher((n) => onRows(rows = n)), writable);
-  // postgres.js 3.4 pauses the socket when a CopyData fills the stream's buffer;
-  // when CopyDone arrived in the same chunk nothing resumes it, and the next
-  // query on the connection hangs (porsager/postgres#499, fix pending in #1016;
-  // reproduced here with 2M rows). The stream's own read() resumes the socket.
-  (readable as unknown as { _read(size: number): void })._read(0);
-  return rows;
-}
-
 /** Runs the export; throws ExportRefused (nothing written) or the failure (the target rolled back). */
 export async function exportStaging(options: StagingExportOptions): Promise<StagingExportResult> {
   const started = performance.now();
@@ -551,7 +483,7 @@ async function readSource(
   for (const t of STAGING_TABLES) {
     options.onProgress?.(t, 0, totals[t]);
     const into = `${t} (${COLUMNS[t].join(", ")})`;
-    const rows = await stream(src, dst, sourceSelect(t, selected, password), into, (n) => {
+    const rows = await copyStream(src, dst, sourceSelect(t, selected, password), into, (n) => {
       options.onProgress?.(t, n, totals[t]);
     });
     if (rows !== totals[t]) throw new Error(`${t}: streamed ${rows} rows, the source has ${totals[t]}`);

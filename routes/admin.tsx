@@ -72,6 +72,8 @@ export interface AdminDeps {
   rollout: RolloutCache;
   /** CANARY_STEP_HOURS. */
   soakHours: number;
+  /** Where heavy reads go (the replica while it is usable). */
+  reads: () => Sql;
 }
 
 // The page's state lives in its URL; anything else in it is ignored.
@@ -94,7 +96,7 @@ function partRequested(c: Context): string | null {
 
 /** The dashboard; mount at "/". */
 export function adminRoutes(
-  { sql, runner, events, config, assets, passwords, metrics, rollout, soakHours }: AdminDeps,
+  { sql, runner, events, config, assets, passwords, metrics, rollout, soakHours, reads }: AdminDeps,
 ) {
   const trustProxy = config.TRUST_PROXY;
   const app = new Hono<SessionEnv>();
@@ -157,9 +159,9 @@ export function adminRoutes(
     };
     const [report, metrics, violations] = await Promise.all([
       healthReport(sql, config, runner.fullCheckRunning),
-      healthMetrics(sql, q.window),
-      listViolations(sql, { kind: q.kind, specialization: q.specialization, cursor: q.cursor, limit: 25 })
-        .catch(() => listViolations(sql, { kind: q.kind, specialization: q.specialization, limit: 25 })),
+      healthMetrics(reads(), q.window),
+      listViolations(reads(), { kind: q.kind, specialization: q.specialization, cursor: q.cursor, limit: 25 })
+        .catch(() => listViolations(reads(), { kind: q.kind, specialization: q.specialization, limit: 25 })),
     ]);
     const notice = q.repaired
       ? `Repair #${q.repaired} is done; the check run after it is shown below.`
@@ -270,7 +272,7 @@ export function adminRoutes(
   app.get("/admin/health/violations.csv", ...dashboard, (c) => {
     const q = pageQuery.parse(c.req.query());
     const name = ["violations", q.kind, q.specialization].filter(Boolean).join("-").toLowerCase();
-    return c.body(violationsCsv(sql, { kind: q.kind, specialization: q.specialization }), 200, {
+    return c.body(violationsCsv(reads(), { kind: q.kind, specialization: q.specialization }), 200, {
       "Content-Type": "text/csv; charset=utf-8",
       "Content-Disposition": `attachment; filename="${name}.csv"`,
     });

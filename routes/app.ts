@@ -54,7 +54,7 @@ export function createApp(deps: AppDeps) {
     app.use(prefix, guard);
   }
 
-  app.route("/", opsRoutes({ sql, migrations }));
+  app.route("/", opsRoutes({ sql, migrations, replica: deps.replica }));
   app.route("/", metricsRoutes({ metrics: deps.metrics, config }));
   app.route(
     "/",
@@ -72,6 +72,7 @@ export function createApp(deps: AppDeps) {
       metrics: deps.metrics,
       requestStats: deps.requestStats,
       soakHours: config.CANARY_STEP_HOURS,
+      reads: deps.reads,
     }),
   );
   app.route("/", rolloutRoutes({ sql, rollout: deps.rollout, tokenKey }));
@@ -88,6 +89,7 @@ export function createApp(deps: AppDeps) {
       metrics: deps.metrics,
       rollout: deps.rollout,
       soakHours: config.CANARY_STEP_HOURS,
+      reads: deps.reads,
     }),
   );
   app.route("/", assetRoutes());

@@ -27,11 +27,13 @@ export interface HealthDeps {
   requestStats: RequestStats;
   /** CANARY_STEP_HOURS. */
   soakHours: number;
+  /** Where heavy reads go (the replica while it is usable). */
+  reads: () => Sql;
 }
 
 /** The health API; mount under /api/v1/health. */
 export function healthRoutes(
-  { sql, runner, status, tokenKey, metrics, requestStats, soakHours }: HealthDeps,
+  { sql, runner, status, tokenKey, metrics, requestStats, soakHours, reads }: HealthDeps,
 ) {
   const app = new Hono<AuthEnv>();
   // On each route rather than "*": a method a path does not serve is 405, not 401.
@@ -46,7 +48,7 @@ export function healthRoutes(
   });
 
   app.get("/metrics", admin, query(metricsQuery), async (c) => {
-    return c.json(await healthMetrics(sql, c.req.valid("query").window));
+    return c.json(await healthMetrics(reads(), c.req.valid("query").window));
   });
 
   app.get("/canary", admin, query(canaryQuery), async (c) => {
@@ -56,7 +58,7 @@ export function healthRoutes(
   });
 
   app.get("/violations", admin, query(violationsQuery), async (c) => {
-    return c.json(await listViolations(sql, c.req.valid("query")));
+    return c.json(await listViolations(reads(), c.req.valid("query")));
   });
 
   app.post("/check-now", admin, jsonBody(checkNowBody, { optional: true }), async (c) => {

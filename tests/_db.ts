@@ -19,6 +19,12 @@ const TIMEOUTS = { DB_CONNECT_TIMEOUT_S: 10, DB_STATEMENT_TIMEOUT_MS: 60_000 };
 /** True when tests run on a real PostgreSQL server. */
 export const hasServer = Boolean(Deno.env.get("LG_TEST_ADMIN_URL"));
 
+/**
+ * The port of a PgBouncer in transaction pooling when this run goes through one (tests/run.ts
+ * runs some files a second time that way): test databases are then reached through it.
+ */
+export const pooledPort = Deno.env.get("LG_TEST_POOLED_PORT");
+
 /** Options for a test database. */
 export interface TestDatabaseOptions {
   /** Pool size (default 10). */
@@ -52,10 +58,14 @@ async function fromTemplate(adminUrl: string, template: string, max: number): Pr
   }
   const u = new URL(adminUrl);
   u.pathname = "/" + name;
+  if (pooledPort) {
+    u.hostname = "127.0.0.1";
+    u.port = pooledPort;
+  }
   const url = u.toString();
   const pools: Sql[] = [];
   const connect = (m = max) => {
-    const sql = postgres(url, clientOptions(TIMEOUTS, m));
+    const sql = postgres(url, clientOptions(TIMEOUTS, m, { pooled: Boolean(pooledPort) }));
     pools.push(sql);
     return sql;
   };

@@ -15,7 +15,7 @@ import { type AppDeps, createApp } from "../routes/app.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { assetUrls } from "../routes/assets.ts";
 import { rateLimitStore } from "../routes/middleware/rate_limit.ts";
-import { createTestDatabase, type TestDatabase } from "./_db.ts";
+import { createTestDatabase, pooledPort, type TestDatabase } from "./_db.ts";
 
 /** The JWT key tests sign with. */
 export const TEST_TOKEN_KEY = new TextEncoder().encode("test-secret-test-secret-test-secret-0123");
@@ -45,10 +45,18 @@ export interface TestAppOptions {
   empty?: boolean;
 }
 
-const DEFAULTS = { LOG_REQUESTS: "0", RATE_LIMIT_PER_MINUTE: "0", SCAN_ENABLED: "0" };
+const DEFAULTS = {
+  LOG_REQUESTS: "0",
+  RATE_LIMIT_PER_MINUTE: "0",
+  SCAN_ENABLED: "0",
+  // Through PgBouncer (tests/run.ts's second pass) the app runs as it must behind a pooler.
+  ...(pooledPort ? { DB_PREPARE: "0" } : {}),
+};
 
-async function build(config: Config, sql: Sql, url: string) {
-  const services = await buildServices(config, { sql, probe: connectionProbe(url, 2) });
+async function build(config: Config, sql: Sql, url: string, sessionSql?: Sql) {
+  // Behind a pooler the scan lock lives in a transaction on a client of its own (lib/db.ts, session).
+  const session = sessionSql ? { sql: sessionSql, direct: false } : undefined;
+  const services = await buildServices(config, { sql, probe: connectionProbe(url, 2), session });
   // As main.ts does after migrating (an unmigrated test database has no setting yet: 100 then).
   await services.rollout.percent().catch(() => {});
   const deps: AppDeps = {
@@ -74,7 +82,8 @@ export async function withTestApp(
     loadConfig({ ...DEFAULTS, LOG_DIR: logDir, DATA_DIR: dataDir, ...options.env, ...env });
   try {
     const config = configFor();
-    const { app, deps } = await build(config, db.sql, db.url);
+    const session = () => pooledPort ? db.connect(2) : undefined;
+    const { app, deps } = await build(config, db.sql, db.url, session());
     await fn({
       db,
       app,
@@ -82,7 +91,8 @@ export async function withTestApp(
       config,
       logDir,
       dataDir,
-      another: ({ env, sql, url } = {}) => build(configFor(env), sql ?? db.sql, url ?? db.url),
+      another: ({ env, sql, url } = {}) =>
+        build(configFor(env), sql ?? db.sql, url ?? db.url, url === undefined ? session() : undefined),
     });
   } finally {
     await db.close();

@@ -30,8 +30,10 @@ export async function awardLoad(options: {
   workers: number;
   students: number;
   stop: Promise<unknown>;
+  /** Filled as answers come (the resolved list is the same array). */
+  sent?: Sent[];
 }): Promise<Sent[]> {
-  const sent: Sent[] = [];
+  const sent: Sent[] = options.sent ?? [];
   let stopped = false;
   options.stop.then(() => stopped = true);
   const specs = ["PLAYER", "COACH", "INTERNSHIP"];

@@ -12,7 +12,7 @@ import { API_CONTRACT } from "../routes/contract.ts";
 import { hasServer } from "./_db.ts";
 import { bearer, capturingStderr, closedPort, withTestApp } from "./_fixture.ts";
 import { desyncs } from "./_integrity.ts";
-import { awardLoad, LOAD_SECRET, loadToken } from "./_load.ts";
+import { awardLoad, LOAD_SECRET, loadToken, type Sent } from "./_load.ts";
 import { startServer } from "./_process.ts";
 
 const CONNECT_TIMEOUT_S = 2;
@@ -132,7 +132,9 @@ Deno.test({
       LOG_DIR: logDir,
     });
     let stopLoad = () => {};
+    const live: Sent[] = [];
     const load = awardLoad({
+      sent: live,
       url: server.url,
       authorization: await loadToken(seeded.adminId),
       workers: 12,
@@ -144,7 +146,12 @@ Deno.test({
     await setup.end();
     await cluster.halt();
     const haltedAt = performance.now() - t0;
+    // Down for 1.5 s, and on a loaded machine until the load has met the outage (at most 6 s more).
     await new Promise((r) => setTimeout(r, 1500));
+    const deadline = performance.now() + 6000;
+    while (!live.some((s) => s.status === 503) && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
     await cluster.resume();
     const resumedAt = performance.now() - t0;
     await new Promise((r) => setTimeout(r, 3000));

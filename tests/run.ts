@@ -9,9 +9,19 @@ import { z } from "zod";
 import { argsOrExit } from "../lib/cli/_args.ts";
 import { migrate } from "../lib/migrate.ts";
 import { type Cluster, findPgBin, startCluster } from "../lib/dev/cluster.ts";
+import { findPgBouncer, startPgBouncer } from "../lib/dev/pgbouncer.ts";
 import { hermeticEnv } from "./_process.ts";
 
 const TEMPLATE = `levelguard_template_${Deno.pid}`;
+
+/** The files run a second time through PgBouncer: concurrency, scheduling, several instances. */
+const POOLED_FILES = [
+  "coupling_test.ts",
+  "scheduler_test.ts",
+  "multi_instance_test.ts",
+  "notify_test.ts",
+  "canary_test.ts",
+];
 
 const { _: files } = argsOrExit({
   name: "test",
@@ -22,7 +32,9 @@ const { _: files } = argsOrExit({
   notes: [
     "The database: TEST_DATABASE_URL or DATABASE_URL when set; otherwise a throwaway cluster in a temp",
     "directory when PostgreSQL's initdb is installed; otherwise embedded PGlite (concurrency tests skipped).",
-    "LG_SLOW_TESTS=1 also runs the slow soaks.",
+    "LG_SLOW_TESTS=1 also runs the slow soaks. With a server and pgbouncer installed, the concurrency,",
+    "scheduler, multi-instance, notification and canary tests run once more through PgBouncer in",
+    "transaction pooling (LG_TEST_NO_POOLER=1 skips that pass).",
   ],
 });
 
@@ -74,16 +86,41 @@ if (server) {
   env.LG_TEST_PGLITE = "1";
 }
 
-const args = files.length ? files : ["tests/"];
-const child = new Deno.Command(Deno.execPath(), {
-  args: ["test", "-A", "--parallel", ...args],
-  // Hermetic: nothing exported in the developer's shell reaches the tests.
-  env: hermeticEnv(env),
-  clearEnv: true,
-  stdout: "inherit",
-  stderr: "inherit",
-}).spawn();
-const status = await child.status;
+/** Runs `deno test` on `args` with `extra` on top of the run's environment. */
+async function denoTest(args: string[], extra: Record<string, string> = {}): Promise<Deno.CommandStatus> {
+  return await new Deno.Command(Deno.execPath(), {
+    args: ["test", "-A", "--parallel", ...args],
+    // Hermetic: nothing exported in the developer's shell reaches the tests.
+    env: hermeticEnv({ ...env, ...extra }),
+    clearEnv: true,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).spawn().status;
+}
+
+let status = await denoTest(files.length ? files : ["tests/"]);
+
+// Once more through PgBouncer in transaction pooling (DB_PREPARE=0): the tests of what must hold
+// across connections and instances. Skipped, saying so, when pgbouncer is not installed.
+const pooledFiles = POOLED_FILES.filter((f) => files.length === 0 || files.some((g) => g.endsWith(f)));
+const pgbouncer = findPgBouncer();
+if (server && pooledFiles.length && !Deno.env.get("LG_TEST_NO_POOLER")) {
+  if (!pgbouncer) {
+    console.log(
+      "tests: pgbouncer is not installed (apt-get install pgbouncer): the pass through it is skipped",
+    );
+  } else {
+    const pooler = await startPgBouncer(pgbouncer, server.url);
+    console.log(
+      `tests: again through PgBouncer (transaction pooling, port ${pooler.port}): ${pooledFiles.join(" ")}`,
+    );
+    const pooled = await denoTest(pooledFiles.map((f) => `tests/${f}`), {
+      LG_TEST_POOLED_PORT: String(pooler.port),
+    });
+    await pooler.stop();
+    if (status.success) status = pooled;
+  }
+}
 
 if (server) {
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });

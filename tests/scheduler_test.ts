@@ -5,7 +5,7 @@ import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { healthReport } from "../lib/integrity/report.ts";
 import { IntegrityRunner, SCAN_LOCK_KEY } from "../lib/integrity/runner.ts";
 import { CRON_NAME, runScheduled, scheduleIntegrityScan } from "../lib/integrity/schedule.ts";
-import { hasServer, type TestDatabase } from "./_db.ts";
+import { hasServer, pooledPort, type TestDatabase } from "./_db.ts";
 import postgres from "postgres";
 import { capturingStderr, type TestApp, withTestApp } from "./_fixture.ts";
 import { switchableProxy } from "./_proxy.ts";
@@ -14,9 +14,10 @@ import { spawnScript } from "./_process.ts";
 
 const SCHEDULED = { SCAN_ENABLED: "1", SCAN_CRON: "*/2 * * * *" };
 
-/** A runner on its own pool: what a second instance of the app would have. */
+/** A runner on its own pool: what a second instance of the app would have (behind a pooler, its lock client too). */
 function instance(t: TestApp, pool = 3) {
-  return new IntegrityRunner(t.db.connect(pool), { logDir: t.logDir, historyDays: 30 });
+  const lockSql = pooledPort ? t.db.connect(2) : undefined;
+  return new IntegrityRunner(t.db.connect(pool), { logDir: t.logDir, historyDays: 30, lockSql });
 }
 
 async function until(what: string, test: () => Promise<boolean>) {

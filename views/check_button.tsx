@@ -1,7 +1,9 @@
 /**
  * "Check now": a plain form (works without JavaScript: POST, then redirect);
- * with htmx it posts in the background and swaps the live panel. Disabled
- * while any instance runs a full check.
+ * with htmx it posts in the background and swaps the live panel, in the
+ * panel's queue: a refresh asked for when the check started (the SSE event)
+ * goes after the answer, never over it with the status before the check.
+ * Disabled while any instance runs a full check.
  */
 export function CheckButton(
   props: { running: boolean; csrfToken: string; hidden: Record<string, string | undefined> },
@@ -12,6 +14,7 @@ export function CheckButton(
       action="/admin/health/check"
       hx-post="/admin/health/check"
       hx-target="#live"
+      hx-sync="#live:queue last"
       hx-disabled-elt="find button"
       class="check-form"
     >

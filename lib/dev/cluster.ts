@@ -79,3 +79,53 @@ export async function startCluster(bin: string, settings: Record<string, string>
     resume: start,
   };
 }
+
+/**
+ * A streaming replica of the cluster at `primaryUrl` (`pg_basebackup -R`: it follows the primary
+ * as a hot standby), on a port of its own, in a temp directory. initdb's trust authentication
+ * lets local replication connections in.
+ */
+export async function startReplica(
+  bin: string,
+  primaryUrl: string,
+  settings: Record<string, string> = {},
+): Promise<Cluster> {
+  const asPostgres = Deno.uid() === 0;
+  const primary = new URL(primaryUrl);
+  const dir = await Deno.makeTempDir({ prefix: "levelguard-replica-" });
+  if (asPostgres) await run(["chown", "postgres:postgres", dir], false);
+  const data = join(dir, "data");
+  await run([
+    join(bin, "pg_basebackup"),
+    "-h",
+    primary.hostname,
+    "-p",
+    primary.port,
+    "-U",
+    "postgres",
+    "-D",
+    data,
+    "-R",
+    "-X",
+    "stream",
+    "--checkpoint=fast",
+  ], asPostgres);
+  const port = freePort();
+  // A hot standby needs at least the primary's max_connections (startCluster sets 300).
+  const o =
+    `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c hot_standby=on ` +
+    "-c max_connections=300" + Object.entries(settings).map(([k, v]) => ` -c ${k}=${v}`).join("");
+  const start = () =>
+    run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
+  const halt = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres);
+  await start();
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await halt().catch(() => {});
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+    halt,
+    resume: start,
+  };
+}

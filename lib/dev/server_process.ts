@@ -28,6 +28,9 @@ export function hermeticEnv(env: Record<string, string> = {}): Record<string, st
     const value = Deno.env.get(name);
     if (value !== undefined) base[name] = value;
   }
+  // Tests run a second time through PgBouncer (tests/run.ts): a process reaching it runs as behind one.
+  const pooled = Deno.env.get("LG_TEST_POOLED_PORT");
+  if (pooled && env.DATABASE_URL && new URL(env.DATABASE_URL).port === pooled) base.DB_PREPARE = "0";
   return { ...base, ...env };
 }
 

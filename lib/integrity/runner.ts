@@ -2,20 +2,35 @@
  * Runs integrity checks. One full check at a time: in this process a second
  * caller joins the running one; across processes a PostgreSQL advisory lock
  * decides, and a scheduled run that does not get it is recorded as skipped.
+ * The lock is a session lock on the connection that runs the check, or,
+ * through a pooler in transaction mode (no session survives a statement), a
+ * transaction-scoped lock held in a transaction kept open on a client of its
+ * own (`lockSql`) for as long as the check runs.
  */
 import { describe, type Queryable, type Sql } from "../db.ts";
 import { Unavailable } from "../errors.ts";
 import { errorFields, log } from "../log.ts";
 import type { CheckEvents } from "./events.ts";
 import { LOG_SAMPLE_LIMIT, pruneCheckLogs, writeCheckLog } from "./log_files.ts";
-import { addCounts, emptyCounts, type ScanCounts, scanRange, splitRange, studentIdBounds } from "./scan.ts";
+import { type Replica, replicaLag } from "../replica.ts";
+import {
+  addCounts,
+  emptyCounts,
+  type ScanCounts,
+  scanRange,
+  scanRangeFromReplica,
+  splitRange,
+  studentIdBounds,
+} from "./scan.ts";
 import {
   type CheckRecord,
   closeInterrupted,
+  fullCheckFinishedSince,
   getCheck,
   insertRunning,
-  latestFinishedFullCheck,
+  markFullChecks,
   pruneHistory,
+  type ReadPosition,
   recordFailure,
   recordInterrupted,
   recordSkipped,
@@ -43,11 +58,63 @@ export interface RunnerOptions {
   onUnstarted?: (trigger: Trigger) => void;
   /** Parallel ranges; default SCAN_PARTITIONS, 1 when the pool is too small. */
   partitions?: number;
+  /** Through a pooler: the client whose open transaction holds the scan lock (see above). */
+  lockSql?: Sql;
+  /** DATABASE_REPLICA_URL: full checks read there while it is usable (lib/replica.ts). */
+  replica?: Replica;
+}
+
+/** The scan lock, held on a reserved connection until released. */
+interface ScanLock {
+  /** Takes it: at once or not at all (`try`), or waiting for whoever holds it (`wait`). */
+  acquire(mode: "try" | "wait"): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/** A session lock on `conn` (a direct connection: the session lives as long as the connection). */
+function sessionLock(conn: Sql): ScanLock {
+  return {
+    async acquire(mode) {
+      const [{ locked }] = mode === "wait"
+        ? await conn<{ locked: boolean }[]>`SELECT pg_advisory_lock(${SCAN_LOCK_KEY}) IS NOT NULL AS locked`
+        : await conn<{ locked: boolean }[]>`SELECT pg_try_advisory_lock(${SCAN_LOCK_KEY}) AS locked`;
+      return locked;
+    },
+    async release() {
+      await conn`SELECT pg_advisory_unlock(${SCAN_LOCK_KEY})`;
+    },
+  };
+}
+
+/** A transaction-scoped lock in a transaction left open on `conn` (a pooler pins it to one server). */
+function transactionLock(conn: Sql): ScanLock {
+  return {
+    async acquire(mode) {
+      await conn.unsafe("BEGIN");
+      try {
+        const [{ locked }] = mode === "wait"
+          ? await conn<
+            { locked: boolean }[]
+          >`SELECT pg_advisory_xact_lock(${SCAN_LOCK_KEY}) IS NOT NULL AS locked`
+          : await conn<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SCAN_LOCK_KEY}) AS locked`;
+        if (!locked) await conn.unsafe("ROLLBACK");
+        return locked;
+      } catch (err) {
+        await conn.unsafe("ROLLBACK").catch(() => {});
+        throw err;
+      }
+    },
+    async release() {
+      await conn.unsafe("COMMIT");
+    },
+  };
 }
 
 /** Runs checks against one database; one per process, built where the process is wired. */
 export class IntegrityRunner {
   #running = new Map<string, Promise<CheckRecord>>();
+  /** Checks another instance ran that a manual run here waited for: not ours to count or announce. */
+  #joined = new WeakSet<CheckRecord>();
   /** The id of the full check this process is scanning, while it scans. */
   #currentId: number | null = null;
   /** Runs that could not even start (the database was down), recorded once it is back. */
@@ -96,7 +163,7 @@ export class IntegrityRunner {
 
   async #told(work: Promise<CheckRecord>): Promise<CheckRecord> {
     const check = await work;
-    this.options.onRecorded?.(check);
+    if (!this.#joined.has(check)) this.options.onRecorded?.(check);
     return check;
   }
 
@@ -130,21 +197,32 @@ export class IntegrityRunner {
     );
   }
 
+  /** The lock's connection (reserved) and the lock on it; `conn` runs the check. */
+  async #lockFor(conn: Sql): Promise<{ lock: ScanLock; done: () => void }> {
+    if (!this.options.lockSql) return { lock: sessionLock(conn), done: () => {} };
+    const own = await this.options.lockSql.reserve();
+    return { lock: transactionLock(own), done: () => own.release() };
+  }
+
   async #full(trigger: Trigger, fresh: boolean): Promise<CheckRecord> {
     const started = performance.now();
     const conn = await this.sql.reserve();
     let check: CheckRecord;
+    let lockDone = () => {};
     try {
+      const { lock, done } = await this.#lockFor(conn);
+      lockDone = done;
       // Fresh: wait for another instance's check to end, then scan ourselves.
-      const [{ locked }] = fresh
-        ? await conn<{ locked: boolean }[]>`SELECT pg_advisory_lock(${SCAN_LOCK_KEY}) IS NOT NULL AS locked`
-        : await conn<{ locked: boolean }[]>`SELECT pg_try_advisory_lock(${SCAN_LOCK_KEY}) AS locked`;
-      if (!locked) return await this.#otherInstance(conn, trigger);
+      if (!await lock.acquire(fresh ? "wait" : "try")) {
+        const theirs = await this.#otherInstance(conn, lock, trigger);
+        if (theirs) return theirs;
+      }
       try {
-        const done = trigger === "schedule" ? await tickHandledBy(conn) : null;
+        const done = await handledBy(conn, trigger);
         if (done !== null) {
-          // Another instance's clock fired a little earlier and already ran this tick.
-          return await recordSkipped(conn, trigger, `this tick was already handled by check ${done}`);
+          // Another instance's clock fired a little earlier (or it started a moment before us).
+          const what = trigger === "schedule" ? "this tick" : "this start";
+          return await recordSkipped(conn, trigger, `${what} was already handled by check ${done}`);
         }
         await closeInterrupted(conn);
         await this.#recordUnstarted(conn);
@@ -154,9 +232,10 @@ export class IntegrityRunner {
         check = await this.#scanAll(conn, id, started);
       } finally {
         this.#currentId = null;
-        await conn`SELECT pg_advisory_unlock(${SCAN_LOCK_KEY})`;
+        await lock.release();
       }
     } finally {
+      lockDone();
       conn.release();
     }
     await this.#afterCheck(check, true);
@@ -171,31 +250,101 @@ export class IntegrityRunner {
     }
   }
 
-  /** Another instance holds the lock: a scheduled run is skipped, anyone else waits for that check. */
-  async #otherInstance(conn: Queryable, trigger: Trigger): Promise<CheckRecord> {
+  /**
+   * Another instance holds the lock: a scheduled run is skipped; anyone else
+   * waits for that check and gets it, or, when that instance died before
+   * finishing it, resolves with null still holding the lock, to run its own.
+   */
+  async #otherInstance(conn: Queryable, lock: ScanLock, trigger: Trigger): Promise<CheckRecord | null> {
     if (trigger === "schedule" || trigger === "startup") {
       const skipped = await recordSkipped(conn, trigger, "another instance was running a full check");
       log("info", "integrity check skipped", { check_id: skipped.id, trigger });
       return skipped;
     }
+    const mark = await markFullChecks(conn);
     try {
-      await conn`SELECT pg_advisory_lock(${SCAN_LOCK_KEY})`;
-      await conn`SELECT pg_advisory_unlock(${SCAN_LOCK_KEY})`;
+      await lock.acquire("wait");
     } catch (err) {
       log("warn", "waiting for another instance's check failed", errorFields(err));
       throw new Unavailable(
         "Another instance is running a full check and it did not finish in time; try again",
       );
     }
-    const last = await latestFinishedFullCheck(conn);
-    if (!last) throw new Error("the other instance's check left no record");
-    return last;
+    const theirs = await fullCheckFinishedSince(conn, mark);
+    if (!theirs) return null;
+    await lock.release();
+    this.#joined.add(theirs);
+    return theirs;
+  }
+
+  /**
+   * Reads the whole data set in one REPEATABLE READ snapshot on the replica (its ranges side by
+   * side, the snapshot exported to the other transactions) and streams the
+   * violations to the primary; returns null (nothing left behind) when the replica fails, so the
+   * caller scans the primary instead.
+   */
+  async #scanReplica(
+    conn: Sql,
+    id: number,
+  ): Promise<{ counts: ScanCounts; at: ReadPosition; ms: number; ranges: number } | null> {
+    const replica = this.options.replica!;
+    const scanStarted = performance.now();
+    try {
+      const lagS = (await replicaLag(replica.sql)).lagS ?? 0;
+      return await replica.sql.begin("isolation level repeatable read read only", async (rtx) => {
+        // The other ranges import this transaction's snapshot: one consistent view, read in parallel.
+        const [{ lsn, snapshot }] = await rtx<{ lsn: string; snapshot: string }[]>`
+          SELECT pg_last_wal_replay_lsn()::text AS lsn, pg_export_snapshot() AS snapshot`;
+        const bounds = await studentIdBounds(rtx);
+        const ranges = bounds ? splitRange(bounds.lo, bounds.hi, this.partitions) : [];
+        const results = await Promise.allSettled(
+          ranges.map(([lo, hi], i) =>
+            i === 0 ? scanRangeFromReplica(rtx, conn, id, lo, hi) : replica.sql.begin(
+              "isolation level repeatable read read only",
+              async (tx) => {
+                await tx.unsafe(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "")}'`);
+                return await this.sql.begin((ptx) => scanRangeFromReplica(tx, ptx, id, lo, hi));
+              },
+            )
+          ),
+        );
+        // allSettled: every range has stopped writing before a failure is handled.
+        const failed = results.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
+        const counts = results.reduce<ScanCounts>(
+          (sum, r) => addCounts(sum, (r as PromiseFulfilledResult<ScanCounts>).value),
+          emptyCounts(),
+        );
+        return {
+          counts,
+          at: { from: "replica" as const, lsn, lagS },
+          ms: performance.now() - scanStarted,
+          ranges: ranges.length,
+        };
+      });
+    } catch (err) {
+      replica.failed(err);
+      log("warn", "integrity check: the replica failed, scanning the primary instead", {
+        check_id: id,
+        ...errorFields(err),
+      });
+      await conn`DELETE FROM integrity_violations WHERE check_id = ${id}`;
+      return null;
+    }
   }
 
   /** Scans every range (the first on the locked connection, the rest on pool connections) and records the result. */
   async #scanAll(conn: Sql, id: number, started: number): Promise<CheckRecord> {
     const scanStarted = performance.now();
     try {
+      const onReplica = this.options.replica?.state.usable ? await this.#scanReplica(conn, id) : null;
+      if (onReplica) {
+        await recordSuccess(conn, id, onReplica.counts, round(performance.now() - started), {
+          scan_ms: round(onReplica.ms),
+          ranges: onReplica.ranges,
+        }, onReplica.at);
+        return (await getCheck(conn, id))!;
+      }
       const bounds = await studentIdBounds(conn);
       const ranges = bounds ? splitRange(bounds.lo, bounds.hi, this.partitions) : [];
       const results = await Promise.allSettled(
@@ -288,12 +437,28 @@ export class IntegrityRunner {
  */
 export const TICK_WINDOW_SECONDS = 30;
 
-/** The id of a scheduled full check started within the tick window, if any. */
-async function tickHandledBy(q: Queryable): Promise<number | null> {
+/**
+ * Instances started together (a deploy, a restart of all of them) run one
+ * startup check: one that starts this soon after another's startup check skips.
+ */
+export const STARTUP_WINDOW_SECONDS = 10;
+
+/**
+ * For a scheduled or startup run: the id of a full check of the same trigger
+ * another instance finished within its window (the tick or the start it
+ * belongs to), if any; null for other triggers.
+ */
+async function handledBy(q: Queryable, trigger: Trigger): Promise<number | null> {
+  const window = trigger === "schedule"
+    ? TICK_WINDOW_SECONDS
+    : trigger === "startup"
+    ? STARTUP_WINDOW_SECONDS
+    : null;
+  if (window === null) return null;
   const [row] = await q<{ id: number }[]>`
     SELECT id FROM integrity_checks
-    WHERE trigger = 'schedule' AND scope_user_id IS NULL AND outcome IN ('success', 'failure')
-      AND started_at > now() - make_interval(secs => ${TICK_WINDOW_SECONDS})
+    WHERE trigger = ${trigger} AND scope_user_id IS NULL AND outcome IN ('success', 'failure')
+      AND started_at > now() - make_interval(secs => ${window})
     ORDER BY id DESC LIMIT 1`;
   return row?.id ?? null;
 }

@@ -4,6 +4,7 @@
  * computed and stored by PostgreSQL; nothing proportional to the data passes
  * through this process.
  */
+import { copyStream } from "../copy_stream.ts";
 import type { Queryable } from "../db.ts";
 import { VIOLATION_KINDS, type ViolationKind } from "../model.ts";
 
@@ -66,19 +67,15 @@ async function tune(tx: Queryable) {
 }
 
 /**
- * Scans the pairs of students `lo`..`hi`: finds every violation into a
- * temporary table, copies them into `integrity_violations` under `checkId`
- * and returns the counts. Call inside a REPEATABLE READ transaction, so every
- * statement sees one snapshot.
+ * The violations of students `lo`..`hi` as one SELECT (student_id,
+ * specialization_id, kind, details). Integers only, checked, so it can be
+ * inlined where bind parameters are not allowed (COPY).
  */
-export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: number): Promise<ScanCounts> {
-  await tune(tx);
-  await tx`DROP TABLE IF EXISTS pg_temp.integrity_scan_found`;
-  // The level rule (level_scale, level_on_scale), the ledger sum (ledger_totals,
-  // both migrations/0005) and what makes a pair wrong (pair_violations, 0007)
-  // are the database's own definitions.
-  await tx`
-    CREATE TEMP TABLE integrity_scan_found ON COMMIT DROP AS
+export function violationsSelect(lo: number, hi: number): string {
+  if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi)) {
+    throw new Error("student id bounds must be integers");
+  }
+  return `
     WITH pairs AS (
       -- Progress joined to its ledger first: the result stays in key order for the full join.
       SELECT coalesce(p.student_id, l.user_id) AS student_id,
@@ -110,6 +107,21 @@ export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: 
     CROSS JOIN LATERAL pair_violations(
       x.has_progress, x.has_license, x.progress_level, x.license_level, x.max_achieved_level,
       x.expected_level, x.total_xp, x.ledger_xp) AS k`;
+}
+
+/**
+ * Scans the pairs of students `lo`..`hi`: finds every violation into a
+ * temporary table, copies them into `integrity_violations` under `checkId`
+ * and returns the counts. Call inside a REPEATABLE READ transaction, so every
+ * statement sees one snapshot.
+ */
+export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: number): Promise<ScanCounts> {
+  await tune(tx);
+  await tx`DROP TABLE IF EXISTS pg_temp.integrity_scan_found`;
+  // The level rule (level_scale, level_on_scale), the ledger sum (ledger_totals,
+  // both migrations/0005) and what makes a pair wrong (pair_violations, 0007)
+  // are the database's own definitions.
+  await tx.unsafe(`CREATE TEMP TABLE integrity_scan_found ON COMMIT DROP AS ${violationsSelect(lo, hi)}`);
   const [counts] = await tx<
     { progress_pairs: number; orphans: number; bad_pairs: number; violations: number }[]
   >`
@@ -130,5 +142,46 @@ export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: 
   result.pairsChecked = counts.progress_pairs + counts.orphans;
   result.consistentPairs = result.pairsChecked - counts.bad_pairs;
   result.violationCount = counts.violations;
+  return result;
+}
+
+/**
+ * Scans students `lo`..`hi` reading on a replica: `replica` is a REPEATABLE
+ * READ READ ONLY transaction there (a standby allows no temporary table), the
+ * violations stream with COPY into `integrity_violations` on `primary`, and
+ * the counts are taken from what arrived. Only rows proportional to the
+ * violations cross this process.
+ */
+export async function scanRangeFromReplica(
+  replica: Queryable,
+  primary: Queryable,
+  checkId: number,
+  lo: number,
+  hi: number,
+): Promise<ScanCounts> {
+  if (!Number.isSafeInteger(checkId)) throw new Error("check id must be an integer");
+  await tune(replica);
+  const [{ n: progressPairs }] = await replica<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM specialization_progress WHERE student_id BETWEEN ${lo} AND ${hi}`;
+  await copyStream(
+    replica,
+    primary,
+    `SELECT ${checkId}, kind, student_id, specialization_id, details FROM (${violationsSelect(lo, hi)}) found
+     ORDER BY student_id, specialization_id, kind`,
+    "integrity_violations (check_id, kind, student_id, specialization_id, details)",
+    () => {},
+  );
+  const [found] = await primary<{ orphans: number; bad_pairs: number; violations: number }[]>`
+    SELECT count(*) FILTER (WHERE kind = 'ORPHAN_LICENSE')::int AS orphans,
+      count(DISTINCT (student_id, specialization_id))::int AS bad_pairs, count(*)::int AS violations
+    FROM integrity_violations WHERE check_id = ${checkId} AND student_id BETWEEN ${lo} AND ${hi}`;
+  const byKind = await primary<{ kind: ViolationKind; n: number }[]>`
+    SELECT kind, count(*)::int AS n FROM integrity_violations
+    WHERE check_id = ${checkId} AND student_id BETWEEN ${lo} AND ${hi} GROUP BY kind`;
+  const result = emptyCounts();
+  for (const row of byKind) result.countsByKind[row.kind] = row.n;
+  result.pairsChecked = progressPairs + found.orphans;
+  result.consistentPairs = result.pairsChecked - found.bad_pairs;
+  result.violationCount = found.violations;
   return result;
 }

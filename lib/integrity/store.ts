@@ -35,6 +35,12 @@ export const checkRecordSchema = z.strictObject({
   counts_by_kind: countsByKind.nullable(),
   timings: z.record(z.string(), z.number()).nullable(),
   error: z.string().nullable(),
+  /** Where a full check read the data: the primary, or the replica (DATABASE_REPLICA_URL). */
+  read_from: z.enum(["primary", "replica"]).nullable(),
+  /** The replica's replay position its snapshot had (a PostgreSQL LSN), when it read there. */
+  replica_lsn: z.string().nullable(),
+  /** How far behind the primary that replica was, in seconds. */
+  replica_lag_s: z.number().nullable(),
 });
 
 /** One check. */
@@ -43,7 +49,8 @@ export type CheckRecord = z.infer<typeof checkRecordSchema>;
 /** Columns of a CheckRecord, timestamps as ISO strings. */
 const COLUMNS = `id, trigger, scope_user_id, outcome, status,
   iso_utc(started_at) AS started_at, iso_utc(finished_at) AS finished_at,
-  duration_ms, pairs_checked, consistent_pairs, violation_count, consistency_rate, counts_by_kind, timings, error`;
+  duration_ms, pairs_checked, consistent_pairs, violation_count, consistency_rate, counts_by_kind, timings, error,
+  read_from, replica_lsn::text AS replica_lsn, replica_lag_s`;
 
 /** The select list of a CheckRecord (for queries in other modules). */
 export function checkColumns(q: Queryable) {
@@ -78,16 +85,23 @@ export async function recordSuccess(
   counts: ScanCounts,
   durationMs: number,
   timings: Record<string, number>,
+  readFrom: ReadPosition = { from: "primary" },
 ) {
   const rate = consistencyRate(counts.consistentPairs, counts.pairsChecked);
+  const lsn = readFrom.from === "replica" ? readFrom.lsn : null;
+  const lag = readFrom.from === "replica" ? readFrom.lagS : null;
   await q`
     UPDATE integrity_checks SET
       outcome = 'success', status = ${statusFor(rate)}, finished_at = now(), duration_ms = ${durationMs},
       pairs_checked = ${counts.pairsChecked}, consistent_pairs = ${counts.consistentPairs},
       violation_count = ${counts.violationCount}, consistency_rate = ${rate},
-      counts_by_kind = ${q.json(counts.countsByKind)}, timings = ${q.json(timings)}
+      counts_by_kind = ${q.json(counts.countsByKind)}, timings = ${q.json(timings)},
+      read_from = ${readFrom.from}, replica_lsn = ${lsn}::pg_lsn, replica_lag_s = ${lag}
     WHERE id = ${id}`;
 }
+
+/** Where a check read its data. */
+export type ReadPosition = { from: "primary" } | { from: "replica"; lsn: string; lagS: number };
 
 /** Marks a running check as failed, with the cause. */
 export async function recordFailure(q: Queryable, id: number, error: string, durationMs: number) {
@@ -114,6 +128,35 @@ export async function getCheck(q: Queryable, id: number): Promise<CheckRecord | 
   return row ?? null;
 }
 
+/** Where full checks stood when a caller began waiting for another instance's check. */
+export interface FullCheckMark {
+  /** The newest full check's id then (0: none). */
+  last: number;
+  /** The full check running then, if any (its id is at most `last`). */
+  running: number | null;
+}
+
+export async function markFullChecks(q: Queryable): Promise<FullCheckMark> {
+  const [row] = await q<{ last: number; running: number | null }[]>`
+    SELECT coalesce(max(id), 0)::bigint AS last, max(id) FILTER (WHERE outcome = 'running') AS running
+    FROM integrity_checks WHERE scope_user_id IS NULL`;
+  return { last: Number(row.last), running: row.running === null ? null : Number(row.running) };
+}
+
+/**
+ * The newest full check finished since `mark`: the one running then, or one
+ * started after it; null when the one running then never finished (its
+ * instance died).
+ */
+export async function fullCheckFinishedSince(q: Queryable, mark: FullCheckMark): Promise<CheckRecord | null> {
+  const [row] = await q<CheckRecord[]>`
+    SELECT ${checkColumns(q)} FROM integrity_checks
+    WHERE scope_user_id IS NULL AND outcome IN ('success', 'failure')
+      AND (id > ${mark.last} OR id = ${mark.running ?? 0})
+    ORDER BY id DESC LIMIT 1`;
+  return row ?? null;
+}
+
 /** The first `limit` violations of a check (for the JSON log's sample). */
 export async function sampleViolations(q: Queryable, checkId: number, limit: number) {
   return await q<{ kind: ViolationKind; student_id: number; specialization_id: string; details: unknown }[]>`
@@ -127,14 +170,6 @@ export async function pruneHistory(q: Queryable, days: number): Promise<number> 
     DELETE FROM integrity_checks
     WHERE started_at < now() - make_interval(days => ${days}) AND outcome <> 'running'`;
   return result.count;
-}
-
-/** The most recent finished full check, successful or not (what a joining caller gets). */
-export async function latestFinishedFullCheck(q: Queryable): Promise<CheckRecord | null> {
-  const [row] = await q<CheckRecord[]>`
-    SELECT ${checkColumns(q)} FROM integrity_checks
-    WHERE outcome IN ('success', 'failure') AND scope_user_id IS NULL ORDER BY id DESC LIMIT 1`;
-  return row ?? null;
 }
 
 /** Records a run that could not even start (the database was down then), once it is back. */

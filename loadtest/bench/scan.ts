@@ -5,6 +5,9 @@
  * reports the median time and this process's peak RSS during the scans
  * (sampled every 5 ms) against its RSS before them; also the latency of
  * GET /api/v1/health/status and of a one-student check. Prints Markdown.
+ * With `--replica`, a streaming replica of the cluster (`pg_basebackup -R`,
+ * the same memory settings) serves the full checks' reads (DATABASE_REPLICA_URL);
+ * each size waits until the replica has replayed everything first.
  */
 import postgres from "postgres";
 import { z } from "zod";
@@ -19,22 +22,37 @@ import { issueToken } from "../../lib/tokens.ts";
 import { createApp } from "../../routes/app.ts";
 import { assetUrls } from "../../routes/assets.ts";
 import { rateLimitStore } from "../../routes/middleware/rate_limit.ts";
-import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
+import { findPgBin, startCluster, startReplica } from "../../lib/dev/cluster.ts";
+import type { Replica } from "../../lib/replica.ts";
 
 const RUNS = 3;
 const STATUS_REQUESTS = 500;
 
-const { sizes } = argsOrExit({
+const { sizes, replica: withReplica } = argsOrExit({
   name: "bench:scan",
   summary: "Integrity scan time, memory and status latency at each size, on a throwaway cluster.",
-  options: { sizes: { type: "string", value: "N,N", help: "student counts (default 10000,100000,1000000)" } },
+  options: {
+    sizes: { type: "string", value: "N,N", help: "student counts (default 10000,100000,1000000)" },
+    replica: { type: "boolean", help: "full checks read from a streaming replica of the cluster" },
+  },
   schema: z.object({
     _: z.array(z.string()),
     sizes: numberList("student counts").default([10000, 100000, 1000000]),
+    replica: z.boolean().default(false),
   }),
   notes: ["Needs PostgreSQL's binaries (initdb)."],
 });
 setQuiet(true);
+
+/** Waits until the replica has replayed all the primary wrote (the seed, VACUUM) and is usable. */
+async function caughtUp(replica: Replica) {
+  for (let i = 0; i < 600; i++) {
+    const state = await replica.check();
+    if (state.usable && state.lagS === 0) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`the replica did not catch up: ${replica.state.reason}`);
+}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * p) - 1];
@@ -56,7 +74,9 @@ async function sampled<T>(fn: () => Promise<T>) {
 const bin = await findPgBin();
 if (!bin) throw new Error("PostgreSQL binaries not found");
 // Durability stays on; memory as a production server of this size would have it.
-const cluster = await startCluster(bin, { shared_buffers: "512MB", work_mem: "64MB", max_wal_size: "4GB" });
+const memory = { shared_buffers: "512MB", work_mem: "64MB", max_wal_size: "4GB" };
+const cluster = await startCluster(bin, memory);
+const standby = withReplica ? await startReplica(bin, cluster.url, memory) : null;
 const logDir = await Deno.makeTempDir({ prefix: "levelguard-bench-logs-" });
 const rows: string[] = [];
 try {
@@ -81,8 +101,16 @@ try {
       SCAN_ENABLED: "1",
       LOG_DIR: logDir,
     });
-    const services = await buildServices(config, { sql, probe: async () => void await sql`SELECT 1` });
+    const replicaSql = standby
+      ? postgres(standby.url.replace(/\/postgres$/, `/scan_${size}`), clientOptions(config, 4))
+      : undefined;
+    const services = await buildServices(config, {
+      sql,
+      probe: async () => void await sql`SELECT 1`,
+      replica: replicaSql,
+    });
     const { runner } = services;
+    if (services.replica) await caughtUp(services.replica);
     const before = Deno.memoryUsage().rss;
     const times: number[] = [];
     let peak = before;
@@ -90,6 +118,9 @@ try {
     for (let i = 0; i < RUNS; i++) {
       const run = await sampled(() => runner.run("cli"));
       if (run.result.outcome !== "success") throw new Error(`scan failed: ${run.result.error}`);
+      if (standby && run.result.read_from !== "replica") {
+        throw new Error("the check did not read the replica");
+      }
       times.push(run.ms);
       peak = Math.max(peak, run.peak);
       last = run.result;
@@ -123,13 +154,16 @@ try {
     );
     console.error(`size ${size}: scans ${times.map((t) => t.toFixed(0)).join(", ")} ms`);
     await sql.end();
+    await replicaSql?.end();
     await admin.unsafe(`DROP DATABASE scan_${size}`);
   }
   await admin.end();
 } finally {
+  await standby?.stop();
   await cluster.stop();
   await Deno.remove(logDir, { recursive: true });
 }
+if (standby) console.log("Full checks read from a streaming replica (`--replica`).\n");
 console.log(
   "| students | pairs checked | violations | full check, median of 3 (runs) | process RSS before → peak during scans " +
     "| one-student check (median) | GET /health/status p50 / p95 |",
