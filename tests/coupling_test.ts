@@ -140,3 +140,36 @@ Deno.test({
     assertEquals(otherFailed, false);
     assertEquals(await desyncs(db.sql), 0);
   }));
+
+Deno.test({
+  name: "an award locks no row of its actor: with the instructor's account row locked, awards still complete",
+  ignore: !hasServer,
+}, () =>
+  withApp(4, async (app, db) => {
+    // An edit of the instructor's account in progress (FOR UPDATE: what an UPDATE of the row takes).
+    const editing = await db.sql.reserve();
+    await editing`BEGIN`;
+    try {
+      await editing`SELECT 1 FROM users WHERE id = ${INSTRUCTOR_ID} FOR UPDATE`;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const answered = await Promise.race([
+        Promise.all([
+          post(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 10 }),
+          post(app, { student_id: 2, specialization_id: "COACH", xp_change: 10 }, {
+            "Idempotency-Key": "k-1",
+          }),
+        ]),
+        new Promise<null>((r) => timer = setTimeout(() => r(null), 5000)),
+      ]);
+      clearTimeout(timer);
+      assert(answered, "the awards waited for the actor's row lock");
+      assertEquals(answered.map((r) => r.status), [200, 200]);
+      await Promise.all(answered.map((r) => r.body?.cancel()));
+    } finally {
+      await editing`COMMIT`;
+      editing.release();
+    }
+    const [{ n }] = await db.sql<{ n: number }[]>`
+      SELECT count(*)::int AS n FROM xp_events WHERE actor_id = ${INSTRUCTOR_ID}`;
+    assertEquals(n, 2, "the ledger names the actor");
+  }));
