@@ -10,6 +10,7 @@ const BENCHMARKS = [
   "dashboard.ts",
   "metrics.ts",
   "staging_export.ts",
+  "scale.ts",
 ];
 
 argsOrExit({
