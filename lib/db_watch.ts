@@ -4,6 +4,10 @@
  * at once (instead of each waiting for its own connect timeout behind the
  * others in the pool's queue), new ones are refused without queueing, and a
  * probe on a connection of its own marks it up again as soon as it answers.
+ * A request waiting longer than `suspectAfterMs` makes the watch probe too:
+ * when the server stops while the pool's connections are idle, the requests'
+ * queries can sit in the client's queue through its reconnect attempts without
+ * any of them failing, and only a probe says the database is gone.
  */
 import postgres from "postgres";
 import { log } from "./log.ts";
@@ -21,14 +25,20 @@ export interface WatchOptions {
   probe: () => Promise<void>;
   /** Pause between probes while down. */
   probeIntervalMs?: number;
+  /** A request waiting this long makes the watch probe the database (default 500 ms). */
+  suspectAfterMs?: number;
 }
 
 /** The reachability of one database, shared by the requests of a process. */
 export class DatabaseWatch {
   #down: { since: number; reason: string } | null = null;
-  #waits = new Set<() => void>();
+  /** Each waiting request's `cut`, and when it began. */
+  #waits = new Map<() => void, number>();
   #probing = false;
+  #suspecting = false;
   #stopped = false;
+  /** Looks for long waits while there are any (one timer for all requests, not one each). */
+  #sweep: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly options: WatchOptions) {}
 
@@ -46,8 +56,43 @@ export class DatabaseWatch {
   begin(): Wait {
     let cut!: () => void;
     const promise = new Promise<"cut">((resolve) => cut = () => resolve("cut"));
-    this.#waits.add(cut);
-    return { cut: promise, done: () => this.#waits.delete(cut) };
+    this.#waits.set(cut, performance.now());
+    if (!this.#sweep && !this.#stopped) {
+      this.#sweep = setInterval(() => this.#lookForLongWaits(), this.#suspectAfterMs / 2);
+      Deno.unrefTimer(this.#sweep);
+    }
+    return {
+      cut: promise,
+      done: () => {
+        this.#waits.delete(cut);
+        if (this.#waits.size === 0) this.#stopSweep();
+      },
+    };
+  }
+
+  get #suspectAfterMs(): number {
+    return this.options.suspectAfterMs ?? 500;
+  }
+
+  #stopSweep() {
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  /** A request has waited long: one probe at a time says whether the database is still there. */
+  async #lookForLongWaits() {
+    if (this.#down || this.#suspecting) return;
+    const oldest = Math.min(...this.#waits.values());
+    if (performance.now() - oldest < this.#suspectAfterMs) return;
+    this.#suspecting = true;
+    try {
+      await this.options.probe();
+    } catch (err) {
+      // Only an unreachable database cuts the waits: a busy one (no free connection) is waited for.
+      this.observe(err);
+    } finally {
+      this.#suspecting = false;
+    }
   }
 
   /** Looks at an error a query raised; marks the database down when it says it is unreachable. */
@@ -59,14 +104,16 @@ export class DatabaseWatch {
     const reason = err instanceof Error ? err.message : String(err);
     this.#down = { since: Date.now(), reason };
     log("warn", "database unreachable: refusing requests that need it until it answers again", { reason });
-    for (const cut of this.#waits) cut();
+    for (const cut of this.#waits.keys()) cut();
     this.#waits.clear();
+    this.#stopSweep();
     this.#probe();
   }
 
   /** Stops probing (at shutdown). */
   stop() {
     this.#stopped = true;
+    this.#stopSweep();
   }
 
   async #probe() {

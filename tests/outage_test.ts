@@ -162,7 +162,15 @@ Deno.test({
     const byStatus = Object.groupBy(sent, (s) => String(s.status));
     const summary = Object.fromEntries(Object.entries(byStatus).map(([k, v]) => [k, v!.length]));
     assertEquals(Object.keys(summary).filter((s) => s !== "200" && s !== "503"), [], JSON.stringify(summary));
-    assert((byStatus["503"]?.length ?? 0) > 0, `the outage was seen: ${JSON.stringify(summary)}`);
+    const during = sent.filter((s) => s.startedAt - t0 > haltedAt && s.startedAt - t0 < resumedAt);
+    assert(
+      (byStatus["503"]?.length ?? 0) > 0,
+      `the outage was seen: ${JSON.stringify(summary)}; halted at ${Math.round(haltedAt)} ms, resumed at ${
+        Math.round(resumedAt)
+      } ms; ${during.length} requests started meanwhile, slowest ${
+        Math.round(Math.max(0, ...during.map((s) => s.ms)))
+      } ms, slowest overall ${Math.round(Math.max(...sent.map((s) => s.ms)))} ms`,
+    );
     const after = sent.filter((s) => s.startedAt - t0 > resumedAt + 1500);
     assert(after.length > 0 && after.every((s) => s.status === 200), "recovered by itself after the restart");
     const slowest = Math.max(...sent.map((s) => s.ms));
