@@ -58,6 +58,20 @@ function withDatabase(url: string, name: string): string {
   return u.toString();
 }
 
+// Ctrl-C (or SIGTERM) stops the run, and still stops the cluster and the PgBouncer it started:
+// pg_ctl detaches the server, so it would outlive us.
+let interrupted = false;
+let running: Deno.ChildProcess | null = null;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => {
+    if (!interrupted) console.log(`tests: ${signal}: stopping, then cleaning up`);
+    interrupted = true;
+    try {
+      running?.kill("SIGTERM");
+    } catch { /* already gone */ }
+  });
+}
+
 const server = await pickServer();
 // Tests never write into the checkout: anything that falls back to the
 // default directories lands in a temp folder removed at the end.
@@ -88,14 +102,20 @@ if (server) {
 
 /** Runs `deno test` on `args` with `extra` on top of the run's environment. */
 async function denoTest(args: string[], extra: Record<string, string> = {}): Promise<Deno.CommandStatus> {
-  return await new Deno.Command(Deno.execPath(), {
+  if (interrupted) return { success: false, code: 130, signal: null };
+  running = new Deno.Command(Deno.execPath(), {
     args: ["test", "-A", "--parallel", ...args],
     // Hermetic: nothing exported in the developer's shell reaches the tests.
     env: hermeticEnv({ ...env, ...extra }),
     clearEnv: true,
     stdout: "inherit",
     stderr: "inherit",
-  }).spawn().status;
+  }).spawn();
+  try {
+    return await running.status;
+  } finally {
+    running = null;
+  }
 }
 
 let status = await denoTest(files.length ? files : ["tests/"]);
@@ -104,7 +124,7 @@ let status = await denoTest(files.length ? files : ["tests/"]);
 // across connections and instances. Skipped, saying so, when pgbouncer is not installed.
 const pooledFiles = POOLED_FILES.filter((f) => files.length === 0 || files.some((g) => g.endsWith(f)));
 const pgbouncer = findPgBouncer();
-if (server && pooledFiles.length && !Deno.env.get("LG_TEST_NO_POOLER")) {
+if (server && pooledFiles.length && !interrupted && !Deno.env.get("LG_TEST_NO_POOLER")) {
   if (!pgbouncer) {
     console.log(
       "tests: pgbouncer is not installed (apt-get install pgbouncer): the pass through it is skipped",
@@ -129,4 +149,4 @@ if (server) {
   await server.cluster?.stop();
 }
 await Deno.remove(scratch, { recursive: true }).catch(() => {});
-Deno.exit(status.code);
+Deno.exit(interrupted ? 130 : status.code);
