@@ -39,6 +39,18 @@ async function signIn(page: Page, base: string, email = ADMIN, password = PASSWO
 }
 
 /** The "N violations in the latest check" figure of the table. */
+/** The elements whose right edge is past `width` (tag, class, text), for a failure message. */
+async function overflowing(page: Page, width: number): Promise<string> {
+  // A string: the test's TypeScript has no DOM types.
+  return await page.evaluate(`
+    [...document.querySelectorAll("body *")]
+      .filter((e) => e.getBoundingClientRect().right > ${width} + 0.5)
+      .slice(0, 8)
+      .map((e) => e.tagName.toLowerCase() + "." + e.className + " (" +
+        Math.round(e.getBoundingClientRect().right) + " px: " + (e.textContent || "").trim().slice(0, 40) + ")")
+      .join("; ")`);
+}
+
 async function violationTotal(page: Page): Promise<number> {
   const text = await page.locator("#violations p.muted").first().innerText();
   return Number(text.split(" ")[0].replace(/,/g, ""));
@@ -180,7 +192,7 @@ Deno.test({
           await until(
             "the page on A shows B's check",
             async () => (await violationTotal(page)) > before,
-            3000,
+            5000, // usually well under a second; the bound leaves room for a loaded test machine
           );
         },
       );
@@ -249,10 +261,15 @@ Deno.test({
             assertEquals(await axeViolations(page), [], `${name} has accessibility violations`);
             for (const v of VIEWPORTS) {
               await page.setViewportSize({ width: v.width, height: v.height });
+              // Layout may settle a frame after the resize (or after a live swap landing meanwhile).
+              const width = () => page.evaluate("document.documentElement.scrollWidth");
+              for (let i = 0; i < 20 && await width() !== v.width; i++) {
+                await new Promise((r) => setTimeout(r, 100));
+              }
               assertEquals(
-                await page.evaluate("document.documentElement.scrollWidth"),
+                await width(),
                 v.width,
-                `${name} fits ${v.width} px`,
+                `${name} fits ${v.width} px; past the edge: ${await overflowing(page, v.width)}`,
               );
               await page.screenshot({
                 path: `${shots}/chromium-${name}-${v.width}x${v.height}.png`,
