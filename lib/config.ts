@@ -140,10 +140,29 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
     Object.keys(configSchema.shape).map((k) => [k, env[k] === "" ? undefined : env[k]]),
   );
   const result = configSchema.safeParse(known);
-  if (result.success) return result.data;
+  if (result.success) return checkTogether(result.data);
   const issue = result.error.issues[0];
   const name = String(issue.path[0] ?? "environment");
-  const secret = /SECRET|PASSWORD|DATABASE_URL|TOKEN|WEBHOOK/.test(name);
+  // Database URLs may carry a password, webhook URLs a secret path.
+  const secret = /SECRET|PASSWORD|DATABASE_(\w+_)?URL|TOKEN|WEBHOOK/.test(name);
   const got = secret ? "" : ` (got "${env[name]}")`;
   throw new ConfigError(`invalid configuration: ${name} ${issue.message}${got}`);
+}
+
+/** Settings that only mean something with another: set alone, they would be silently ignored. */
+function checkTogether(config: Config): Config {
+  for (const name of ["DATABASE_REPLICA_URL", "DATABASE_DIRECT_URL"] as const) {
+    if (config[name] && !config.DATABASE_URL) {
+      throw new ConfigError(
+        `invalid configuration: ${name} needs DATABASE_URL (the embedded database has no replica or pooler)`,
+      );
+    }
+  }
+  if (config.DATABASE_DIRECT_URL && config.DB_PREPARE) {
+    throw new ConfigError(
+      "invalid configuration: DATABASE_DIRECT_URL is for DB_PREPARE=0 (DATABASE_URL through PgBouncer); " +
+        "without a pooler DATABASE_URL is direct already",
+    );
+  }
+  return config;
 }

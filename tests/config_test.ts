@@ -44,6 +44,10 @@ const bad: [string, string][] = [
   ["DATABASE_URL", "mysql://x"],
   ["SCAN_CRON", "every five minutes"],
   ["RATE_LIMIT_STORE", "redis"],
+  ["DB_PREPARE", "no"],
+  ["DATABASE_REPLICA_URL", "mysql://x"],
+  ["DATABASE_DIRECT_URL", "http://db"],
+  ["REPLICA_MAX_LAG_S", "-1"],
 ];
 
 for (const [name, value] of bad) {
@@ -65,4 +69,35 @@ Deno.test("a bad RATE_LIMIT_EXEMPT entry is named in the one line", () => {
 Deno.test("secret values are never echoed in configuration errors", () => {
   const err = assertThrows(() => loadConfig({ JWT_SECRET: "tiny-secret" }), ConfigError);
   assertEquals(err.message.includes("tiny-secret"), false);
+});
+
+Deno.test("database URLs, which may carry a password, are never echoed either", () => {
+  for (const name of ["DATABASE_URL", "DATABASE_REPLICA_URL", "DATABASE_DIRECT_URL"]) {
+    const err = assertThrows(() => loadConfig({ [name]: "mysql://user:hunter2@db/x" }), ConfigError);
+    assertEquals(err.message.includes("hunter2"), false, err.message);
+  }
+});
+
+Deno.test("a replica or direct URL without what it belongs to stops startup instead of being ignored", () => {
+  const url = "postgres://u@db:5432/x";
+  for (const name of ["DATABASE_REPLICA_URL", "DATABASE_DIRECT_URL"]) {
+    const err = assertThrows(() => loadConfig({ [name]: url, DB_PREPARE: "0" }), ConfigError);
+    assertMatch(err.message, new RegExp(`^invalid configuration: ${name} needs DATABASE_URL `));
+  }
+  const direct = assertThrows(
+    () => loadConfig({ DATABASE_URL: url, DATABASE_DIRECT_URL: url }),
+    ConfigError,
+  );
+  assertMatch(direct.message, /^invalid configuration: DATABASE_DIRECT_URL is for DB_PREPARE=0 /);
+  const pooled = loadConfig({
+    DATABASE_URL: url,
+    DATABASE_DIRECT_URL: url,
+    DB_PREPARE: "0",
+    DATABASE_REPLICA_URL: url,
+  });
+  assertEquals([pooled.DB_PREPARE, pooled.DATABASE_DIRECT_URL, pooled.DATABASE_REPLICA_URL], [
+    false,
+    url,
+    url,
+  ]);
 });
