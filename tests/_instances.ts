@@ -9,7 +9,7 @@
 import postgres from "postgres";
 import { inRollout } from "../lib/canary/bucket.ts";
 import type { Sql } from "../lib/db.ts";
-import { SCAN_LOCK_KEY } from "../lib/integrity/runner.ts";
+import { SCAN_LOCK_KEY } from "../lib/integrity/scan_lock.ts";
 import { seed } from "../lib/seed.ts";
 import { createTestDatabase, pooledPort, type TestDatabase } from "./_db.ts";
 import { LOAD_SECRET, loadToken } from "./_load.ts";

@@ -8,7 +8,7 @@
  * (for LISTEN and the scan lock) unless a test says otherwise.
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { SCAN_LOCK_KEY } from "../lib/integrity/runner.ts";
+import { SCAN_LOCK_KEY } from "../lib/integrity/scan_lock.ts";
 import { readMigrations } from "../lib/migrate.ts";
 import { createSession } from "../lib/sessions.ts";
 import { hasServer, pooledPort } from "./_db.ts";

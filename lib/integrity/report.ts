@@ -3,7 +3,7 @@ import { z } from "zod";
 import type { Config } from "../config.ts";
 import type { Queryable } from "../db.ts";
 import { nextCronTime } from "./cron_next.ts";
-import { SCAN_LOCK_KEY } from "./runner.ts";
+import { SCAN_LOCK_KEY } from "./scan_lock.ts";
 import { DEGRADED_MIN_RATE, HEALTHY_MIN_RATE } from "./status.ts";
 import { checkColumns, type CheckRecord, checkRecordSchema } from "./store.ts";
 

@@ -1,11 +1,8 @@
 /**
  * Runs integrity checks. One full check at a time: in this process a second
  * caller joins the running one; across processes a PostgreSQL advisory lock
- * decides, and a scheduled run that does not get it is recorded as skipped.
- * The lock is a session lock on the connection that runs the check, or,
- * through a pooler in transaction mode (no session survives a statement), a
- * transaction-scoped lock held in a transaction kept open on a client of its
- * own (`lockSql`) for as long as the check runs.
+ * decides (./scan_lock.ts), and a scheduled run that does not get it is
+ * recorded as skipped. With a replica usable, full checks read there.
  */
 import { describe, type Queryable, type Sql } from "../db.ts";
 import { Unavailable } from "../errors.ts";
@@ -13,6 +10,7 @@ import { errorFields, log } from "../log.ts";
 import type { CheckEvents } from "./events.ts";
 import { LOG_SAMPLE_LIMIT, pruneCheckLogs, writeCheckLog } from "./log_files.ts";
 import { type Replica, replicaLag } from "../replica.ts";
+import { type ScanLock, sessionLock, transactionLock } from "./scan_lock.ts";
 import {
   addCounts,
   emptyCounts,
@@ -40,9 +38,6 @@ import {
   type Trigger,
 } from "./store.ts";
 
-/** Advisory lock key every Levelguard instance takes for a full check (fixed, arbitrary). */
-export const SCAN_LOCK_KEY = 7_245_005;
-
 /** Ranges of students scanned side by side on their own connections (the machines have 2 cores). */
 export const SCAN_PARTITIONS = 2;
 
@@ -62,52 +57,6 @@ export interface RunnerOptions {
   lockSql?: Sql;
   /** DATABASE_REPLICA_URL: full checks read there while it is usable (lib/replica.ts). */
   replica?: Replica;
-}
-
-/** The scan lock, held on a reserved connection until released. */
-interface ScanLock {
-  /** Takes it: at once or not at all (`try`), or waiting for whoever holds it (`wait`). */
-  acquire(mode: "try" | "wait"): Promise<boolean>;
-  release(): Promise<void>;
-}
-
-/** A session lock on `conn` (a direct connection: the session lives as long as the connection). */
-function sessionLock(conn: Sql): ScanLock {
-  return {
-    async acquire(mode) {
-      const [{ locked }] = mode === "wait"
-        ? await conn<{ locked: boolean }[]>`SELECT pg_advisory_lock(${SCAN_LOCK_KEY}) IS NOT NULL AS locked`
-        : await conn<{ locked: boolean }[]>`SELECT pg_try_advisory_lock(${SCAN_LOCK_KEY}) AS locked`;
-      return locked;
-    },
-    async release() {
-      await conn`SELECT pg_advisory_unlock(${SCAN_LOCK_KEY})`;
-    },
-  };
-}
-
-/** A transaction-scoped lock in a transaction left open on `conn` (a pooler pins it to one server). */
-function transactionLock(conn: Sql): ScanLock {
-  return {
-    async acquire(mode) {
-      await conn.unsafe("BEGIN");
-      try {
-        const [{ locked }] = mode === "wait"
-          ? await conn<
-            { locked: boolean }[]
-          >`SELECT pg_advisory_xact_lock(${SCAN_LOCK_KEY}) IS NOT NULL AS locked`
-          : await conn<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${SCAN_LOCK_KEY}) AS locked`;
-        if (!locked) await conn.unsafe("ROLLBACK");
-        return locked;
-      } catch (err) {
-        await conn.unsafe("ROLLBACK").catch(() => {});
-        throw err;
-      }
-    },
-    async release() {
-      await conn.unsafe("COMMIT");
-    },
-  };
 }
 
 /** Runs checks against one database; one per process, built where the process is wired. */
