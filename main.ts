@@ -3,7 +3,7 @@ import { z } from "zod";
 import { argsOrExit } from "./lib/cli/_args.ts";
 import { configSchema, loadConfig } from "./lib/config.ts";
 import { checkLogDir, type DataDirLock, ensureDataDir, lockDataDir } from "./lib/data_dir.ts";
-import { checkPooledTimeout, type Database, openDatabase } from "./lib/db.ts";
+import { checkPooledTimeout, type Database, openDatabase, type Sql } from "./lib/db.ts";
 import { ensureDemoData } from "./lib/demo.ts";
 import { isOneLine } from "./lib/errors.ts";
 import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
@@ -17,6 +17,12 @@ import { createApp } from "./routes/app.ts";
 import { assetUrls } from "./routes/assets.ts";
 import { rateLimitStore } from "./routes/middleware/rate_limit.ts";
 import { starting } from "./routes/starting.ts";
+
+/** Where LISTEN can run: a session on the server itself; none through a pooler alone or embedded. */
+function listenConnection(db: Database): Sql | null {
+  if (db.session) return db.session.direct ? db.session.sql : null;
+  return db.kind === "server" ? db.sql : null;
+}
 
 /** LEVELGUARD_DEBUG=1 shows the stack of an unexpected start-up failure (false without env access). */
 function debugging(): boolean {
@@ -71,15 +77,18 @@ try {
   // Checks finished by other instances reach open dashboards (and the status cache) through
   // LISTEN; the embedded database serves one connection, so there the runner's own events are all
   // there is. Through a pooler LISTEN needs a direct connection; without one, everything polls.
+  const listenOn = listenConnection(db);
+  if (listenOn) await services.events.listen(listenOn);
   if (db.session) {
     const warning = await checkPooledTimeout(db.sql, config.DB_STATEMENT_TIMEOUT_MS);
     if (warning) log("warn", warning);
-    if (db.session.direct) await services.events.listen(db.session.sql);
-    else {log(
+    if (!db.session.direct) {
+      log(
         "info",
         "through a pooler without DATABASE_DIRECT_URL: no LISTEN, dashboards and the status cache poll",
-      );}
-  } else if (db.kind === "server") await services.events.listen(db.sql);
+      );
+    }
+  }
 
   // Bind the port before anything is created or printed: a port in use ends
   // here, in one line, and a later start still finds no demo data and prints

@@ -137,11 +137,23 @@ export async function scanRange(tx: Queryable, checkId: number, lo: number, hi: 
     SELECT ${checkId}, kind, student_id, specialization_id, details
     FROM integrity_scan_found ORDER BY student_id, specialization_id, kind`;
   await tx`DROP TABLE integrity_scan_found`;
+  return scanCounts(counts.progress_pairs, counts, byKind);
+}
+
+/**
+ * A range's counts from what was found: every progress row is a pair, and so is
+ * every orphan license; a pair with any violation is not consistent.
+ */
+function scanCounts(
+  progressPairs: number,
+  found: { orphans: number; bad_pairs: number; violations: number },
+  byKind: { kind: ViolationKind; n: number }[],
+): ScanCounts {
   const result = emptyCounts();
   for (const row of byKind) result.countsByKind[row.kind] = row.n;
-  result.pairsChecked = counts.progress_pairs + counts.orphans;
-  result.consistentPairs = result.pairsChecked - counts.bad_pairs;
-  result.violationCount = counts.violations;
+  result.pairsChecked = progressPairs + found.orphans;
+  result.consistentPairs = result.pairsChecked - found.bad_pairs;
+  result.violationCount = found.violations;
   return result;
 }
 
@@ -178,10 +190,5 @@ export async function scanRangeFromReplica(
   const byKind = await primary<{ kind: ViolationKind; n: number }[]>`
     SELECT kind, count(*)::int AS n FROM integrity_violations
     WHERE check_id = ${checkId} AND student_id BETWEEN ${lo} AND ${hi} GROUP BY kind`;
-  const result = emptyCounts();
-  for (const row of byKind) result.countsByKind[row.kind] = row.n;
-  result.pairsChecked = progressPairs + found.orphans;
-  result.consistentPairs = result.pairsChecked - found.bad_pairs;
-  result.violationCount = found.violations;
-  return result;
+  return scanCounts(progressPairs, found, byKind);
 }

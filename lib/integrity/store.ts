@@ -136,6 +136,7 @@ export interface FullCheckMark {
   running: number | null;
 }
 
+/** Marks where full checks stand now (see fullCheckFinishedSince). */
 export async function markFullChecks(q: Queryable): Promise<FullCheckMark> {
   const [row] = await q<{ last: number; running: number | null }[]>`
     SELECT coalesce(max(id), 0)::bigint AS last, max(id) FILTER (WHERE outcome = 'running') AS running
