@@ -56,6 +56,12 @@ Deno.test({
   withTestApp(async ({ db, dataDir, logDir }) => {
     const { adminId } = await seeded(db);
     const server = await startServer(serverEnv(db, dataDir, logDir));
+    // Awards that hold their transaction open a moment, so some are surely in flight at the kill.
+    await db.sql`
+      CREATE FUNCTION slow_award() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN PERFORM pg_sleep(0.02); RETURN NEW; END $$`;
+    await db
+      .sql`CREATE TRIGGER slow_award AFTER INSERT ON xp_events FOR EACH ROW EXECUTE FUNCTION slow_award()`;
     let stop = () => {};
     const load = awardLoad({
       url: server.url,
