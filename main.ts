@@ -1,7 +1,7 @@
 /** Levelguard: wires configuration, database, services, app and schedule; stops gracefully. */
-import { z } from "zod";
-import { argsOrExit } from "./lib/cli/_args.ts";
-import { configSchema, loadConfig } from "./lib/config.ts";
+import { argsOrExit } from "./lib/args.ts";
+import { serveTask } from "./lib/start_args.ts";
+import { loadConfig } from "./lib/config.ts";
 import { checkLogDir, type DataDirLock, ensureDataDir, lockDataDir } from "./lib/data_dir.ts";
 import { checkPooledTimeout, type Database, openDatabase, type Sql } from "./lib/db.ts";
 import { ensureDemoData } from "./lib/demo.ts";
@@ -13,9 +13,7 @@ import { listen } from "./lib/serve.ts";
 import { pruneExpired } from "./lib/prune.ts";
 import { buildServices } from "./lib/services.ts";
 import { loadTokenKey } from "./lib/token_key.ts";
-import { createApp } from "./routes/app.ts";
-import { assetUrls } from "./routes/assets.ts";
-import { rateLimitStore } from "./routes/middleware/rate_limit.ts";
+import { appDeps, createApp } from "./routes/app.ts";
 import { starting } from "./routes/starting.ts";
 
 /** Where LISTEN can run: a session on the server itself; none through a pooler alone or embedded. */
@@ -33,21 +31,8 @@ function debugging(): boolean {
   }
 }
 
-argsOrExit({
-  name: "start",
-  summary:
-    "Serves Levelguard on PORT. Without DATABASE_URL it runs on an embedded PostgreSQL under DATA_DIR " +
-    "and creates demo data on the first start.",
-  options: {},
-  schema: z.object({ _: z.array(z.string()) }),
-  notes: [
-    "Configured by environment variables (README, Configuration); defaults:",
-    ...Object.entries(configSchema.parse({})).map(([k, v]) => `  ${k}=${Array.isArray(v) ? "" : v ?? ""}`),
-    ...Object.keys(configSchema.shape).filter((k) => !(k in configSchema.parse({}))).map((k) =>
-      `  ${k} (unset)`
-    ),
-  ],
-});
+// Under `deno task dev` lib/cli/dev.ts has checked them already (--watch would not let an exit end it).
+argsOrExit(serveTask("start"));
 
 let db: Database | undefined;
 let lock: DataDirLock | undefined;
@@ -68,12 +53,7 @@ try {
   await services.rollout.percent().catch(() => {});
   // Heavy reads go to the replica while it is reachable and close enough (measured every 2 s).
   await services.replica?.start();
-  const app = createApp({
-    ...services,
-    tokenKey: await loadTokenKey(config),
-    rateLimitStore: rateLimitStore(config, db.sql),
-    assets: await assetUrls(),
-  });
+  const app = createApp(await appDeps(services, { tokenKey: await loadTokenKey(config) }));
   // Checks finished by other instances reach open dashboards (and the status cache) through
   // LISTEN; the embedded database serves one connection, so there the runner's own events are all
   // there is. Through a pooler LISTEN needs a direct connection; without one, everything polls.
@@ -110,7 +90,7 @@ try {
     : null;
   handler = app.fetch;
   if (demo) {
-    const url = `http://localhost:${server.addr.port}`;
+    const url = `http://localhost:${server.addr.port}/admin/health`;
     // Printed once, on the first start only, once the server answers; not written to any file.
     console.log(
       `\nLevelguard demo data created: ${url}\n  admin login: ${demo.email}\n  password:    ${demo.password}\n` +
@@ -157,11 +137,15 @@ try {
     ]);
     if (!drained) log("warn", "requests still running at the end of the grace period were cut");
     await services.runner.stop(Math.max(0, graceMs - (Date.now() - stoppingSince)));
-    await services.requestStats.stop();
+    // The canary's last minute of figures, unless the database keeps it past the grace period.
+    const flushMs = Math.max(0, graceMs - (Date.now() - stoppingSince));
+    await Promise.race([services.requestStats.stop(), new Promise((r) => setTimeout(r, flushMs))]);
     services.replica?.stop();
     // A status change found by the last check still reaches the webhooks, within the grace period.
     await services.notifier.settled(Math.max(0, graceMs - (Date.now() - stoppingSince)));
-    await db!.close().catch(() => {});
+    // A query the grace period cut (a check's scan) is not waited for: exiting closes its connection.
+    const closing = Math.max(500, graceMs - (Date.now() - stoppingSince));
+    await Promise.race([db!.close().catch(() => {}), new Promise((r) => setTimeout(r, closing))]);
     lock?.release();
     log("info", "stopped", { after_ms: Date.now() - stoppingSince });
     Deno.exit(0);

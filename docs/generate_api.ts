@@ -5,7 +5,7 @@
  * is out of date with the contract (routes/contract.ts).
  */
 import { z } from "zod";
-import { argsOrExit } from "../lib/cli/_args.ts";
+import { argsOrExit } from "../lib/args.ts";
 import { apiDocs } from "./api_docs.ts";
 
 argsOrExit({

@@ -3,7 +3,7 @@
  * (lib/config.ts). A test fails when the file is out of date.
  */
 import { z } from "zod";
-import { argsOrExit } from "../lib/cli/_args.ts";
+import { argsOrExit } from "../lib/args.ts";
 import { envExample } from "../lib/dev/env_example.ts";
 
 argsOrExit({

@@ -25,7 +25,7 @@ export interface AppliedChange {
 /** Attempts per change: the first plus up to three retries of transient failures. */
 export const MAX_ATTEMPTS = 4;
 
-/** What `apply_xp` (migrations/0005) answers. */
+/** What `apply_xp` (migrations/0011, named outcomes since 0005) answers; anything else throws. */
 type Outcome = "applied" | "replayed" | "unknown_student" | "key_conflict" | "actor_inactive" | "expired";
 
 /**

@@ -4,13 +4,14 @@ import { requestId } from "hono/request-id";
 import type { Services } from "../lib/services.ts";
 import type { Assets } from "../views/layout.tsx";
 import { adminRoutes } from "./admin.tsx";
-import { assetRoutes } from "./assets.ts";
+import { assetRoutes, assetUrls } from "./assets.ts";
 import { authRoutes } from "./auth.ts";
 import { API_CONTRACT } from "./contract.ts";
 import type { AppEnv } from "./env.ts";
 import { healthRoutes } from "./health.ts";
 import { databaseGuard } from "./middleware/database_guard.ts";
-import { rateLimit, type RateLimitStore } from "./middleware/rate_limit.ts";
+import { rateLimit, type RateLimitStore, rateLimitStore } from "./middleware/rate_limit.ts";
+import { logScope } from "./middleware/log_scope.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
 import { metricsRoutes } from "./metrics.ts";
@@ -32,11 +33,25 @@ export interface AppDeps extends Services {
   assets: Assets;
 }
 
+/**
+ * The edge's state on top of the services, built one way for the server, the
+ * tests and the benchmarks (reads the asset files once).
+ */
+export async function appDeps(services: Services, { tokenKey }: { tokenKey: Uint8Array }): Promise<AppDeps> {
+  return {
+    ...services,
+    tokenKey,
+    rateLimitStore: rateLimitStore(services.config, services.sql),
+    assets: await assetUrls(),
+  };
+}
+
 /** The whole HTTP surface of Levelguard; each router gets exactly what it uses. */
 export function createApp(deps: AppDeps) {
   const { config, sql, runner, tokenKey, migrations } = deps;
   const app = new Hono<AppEnv>();
   app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(logScope);
   app.use(httpMetrics(deps.metrics));
   app.use(requestStats(deps.requestStats, deps.rollout));
   app.use(secureHeaders({ trustProxy: config.TRUST_PROXY }));
@@ -93,6 +108,8 @@ export function createApp(deps: AppDeps) {
     }),
   );
   app.route("/", assetRoutes());
+  // A browser pointed at the service lands on the dashboard (the sign-in page first).
+  app.get("/", (c) => c.redirect("/admin/health", 302));
   app.route("/", openapiRoutes({ contract: API_CONTRACT }));
   return app;
 }

@@ -5,7 +5,7 @@
  * fails when a mounted /api route is missing here or a row is not mounted.
  */
 import { z } from "zod";
-import { canaryReportSchema } from "../lib/canary/report.ts";
+import { canaryReportSchema } from "../lib/canary/verdict.ts";
 import { rolloutStateSchema } from "../lib/canary/rollout.ts";
 import { healthMetricsSchema } from "../lib/integrity/health_metrics.ts";
 import { repairResultSchema } from "../lib/integrity/repair.ts";

@@ -1,6 +1,6 @@
 /** /api/v1/health/*: integrity status, metrics, violations, check-now and repair (ADMIN only). */
 import { Hono } from "hono";
-import { canaryReport } from "../lib/canary/report.ts";
+import { canaryReport } from "../lib/canary/verdict.ts";
 import type { RequestStats } from "../lib/canary/request_stats.ts";
 import type { Sql } from "../lib/db.ts";
 import type { Metrics } from "../lib/metrics.ts";

@@ -56,12 +56,16 @@ export interface MountedRoute {
 /** `METHOD /path`, the key routes are compared by. */
 export const routeKey = (r: MountedRoute) => `${r.method.toUpperCase()} ${r.path}`;
 
-/** The `/api` endpoints a router has mounted, once each (middleware entries left out). */
+/**
+ * The `/api` endpoints a router has mounted, once each: `app.all(path)` counts
+ * as `ALL path`; middleware (`use`, on a `*` path) is left out.
+ */
 export function mountedApiRoutes(routes: readonly MountedRoute[]): MountedRoute[] {
   const seen = new Map<string, MountedRoute>();
   for (const r of routes) {
     const method = r.method.toUpperCase();
-    if (!METHODS.includes(method) || !r.path.startsWith("/api/") || r.path.includes("*")) continue;
+    const endpoint = METHODS.includes(method) || method === "ALL";
+    if (!endpoint || !r.path.startsWith("/api/") || r.path.includes("*")) continue;
     seen.set(routeKey(r), { method, path: r.path });
   }
   return [...seen.values()];

@@ -9,7 +9,7 @@ import htmx from "htmx.org/dist/htmx.min.js" with { type: "text" };
 import htmxPackage from "htmx.org/package.json" with { type: "json" };
 import sse from "htmx-ext-sse/dist/sse.min.js" with { type: "text" };
 import ssePackage from "htmx-ext-sse/package.json" with { type: "json" };
-import { argsOrExit } from "../lib/cli/_args.ts";
+import { argsOrExit } from "../lib/args.ts";
 
 argsOrExit({
   name: "vendor",

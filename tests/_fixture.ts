@@ -11,11 +11,10 @@ import { connectionProbe } from "../lib/db_watch.ts";
 import type { Role } from "../lib/model.ts";
 import { buildServices } from "../lib/services.ts";
 import { issueToken } from "../lib/tokens.ts";
-import { type AppDeps, createApp } from "../routes/app.ts";
+import { type AppDeps, appDeps, createApp } from "../routes/app.ts";
 import type { AppEnv } from "../routes/env.ts";
-import { assetUrls } from "../routes/assets.ts";
-import { rateLimitStore } from "../routes/middleware/rate_limit.ts";
 import { createTestDatabase, pooledPort, type TestDatabase } from "./_db.ts";
+import { addStudents, ADMIN_ID, INSTRUCTOR_ID } from "./_students.ts";
 
 /** The JWT key tests sign with. */
 export const TEST_TOKEN_KEY = new TextEncoder().encode("test-secret-test-secret-test-secret-0123");
@@ -35,6 +34,9 @@ export interface TestApp {
   ): Promise<{ app: Hono<AppEnv>; deps: AppDeps }>;
 }
 
+/** The app a test calls (`app.request`). */
+export type App = TestApp["app"];
+
 /** Options of `withTestApp`. */
 export interface TestAppOptions {
   /** Configuration variables (on top of the test defaults). */
@@ -43,6 +45,8 @@ export interface TestAppOptions {
   pool?: number;
   /** Start from an empty, unmigrated database. */
   empty?: boolean;
+  /** Create students 1..n (no progress), ADMIN_ID and INSTRUCTOR_ID first (tests/_students.ts). */
+  students?: number;
 }
 
 const DEFAULTS = {
@@ -59,12 +63,7 @@ async function build(config: Config, sql: Sql, url: string, sessionSql?: Sql) {
   const services = await buildServices(config, { sql, probe: connectionProbe(url, 2), session });
   // As main.ts does after migrating (an unmigrated test database has no setting yet: 100 then).
   await services.rollout.percent().catch(() => {});
-  const deps: AppDeps = {
-    ...services,
-    tokenKey: TEST_TOKEN_KEY,
-    rateLimitStore: rateLimitStore(config, sql),
-    assets: await assetUrls(),
-  };
+  const deps = await appDeps(services, { tokenKey: TEST_TOKEN_KEY });
   return { app: createApp(deps), deps };
 }
 
@@ -84,6 +83,7 @@ export async function withTestApp(
     const config = configFor();
     const session = () => pooledPort ? db.connect(2) : undefined;
     const { app, deps } = await build(config, db.sql, db.url, session());
+    if (options.students !== undefined) await addStudents(db, options.students);
     await fn({
       db,
       app,
@@ -125,4 +125,40 @@ export async function capturingStderr<T>(fn: () => Promise<T>): Promise<{ result
   } finally {
     console.error = original;
   }
+}
+
+/** The update endpoint's path. */
+export const PROGRESS_UPDATE_PATH = "/api/v1/specializations/progress/update";
+
+/** POSTs `body` as JSON to the update endpoint as `actor` (an instructor by default; ADMIN_ID as admin). */
+export async function award(
+  app: App,
+  body: unknown,
+  headers: Record<string, string> = {},
+  actor = INSTRUCTOR_ID,
+): Promise<Response> {
+  return await app.request(PROGRESS_UPDATE_PATH, {
+    method: "POST",
+    headers: {
+      ...await bearer(actor, actor === ADMIN_ID ? "ADMIN" : "INSTRUCTOR"),
+      "Content-Type": "application/json",
+      ...headers,
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Polls `test` every `everyMs` until it holds; throws naming `what` after `withinMs`. */
+export async function until(
+  what: string,
+  test: () => Promise<boolean> | boolean,
+  withinMs = 10_000,
+  everyMs = 25,
+): Promise<void> {
+  const deadline = performance.now() + withinMs;
+  while (performance.now() < deadline) {
+    if (await test()) return;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${withinMs} ms waiting until ${what}`);
 }

@@ -9,21 +9,14 @@
 import postgres from "postgres";
 import { inRollout } from "../lib/canary/bucket.ts";
 import type { Sql } from "../lib/db.ts";
-import { SCAN_LOCK_KEY } from "../lib/integrity/scan_lock.ts";
 import { seed } from "../lib/seed.ts";
 import { createTestDatabase, pooledPort, type TestDatabase } from "./_db.ts";
-import { LOAD_SECRET, loadToken } from "./_load.ts";
-import { type ServerProcess, startServer } from "./_process.ts";
+import { loadToken } from "./_load.ts";
+import { serverEnv, type ServerProcess, startServer } from "./_process.ts";
 
-/** What every instance runs with; the schedule, the rate limit and request logs are off unless asked for. */
-const BASE_ENV = {
-  JWT_SECRET: LOAD_SECRET,
-  LOG_REQUESTS: "0",
-  SCAN_ENABLED: "0",
-  RATE_LIMIT_PER_MINUTE: "0",
-  DB_POOL_MAX: "4",
-  SHUTDOWN_GRACE_S: "3",
-};
+// Shared helpers this file's tests have always imported from here.
+export { until } from "./_fixture.ts";
+export { blockScans, scanLockHeld } from "./_integrity.ts";
 
 /** One started instance: the process, and API calls to it as the seeded admin. */
 export interface Instance extends ServerProcess {
@@ -102,15 +95,16 @@ export async function withDeployment(
       // allSettled: one that fails to start must not leave the others running unseen.
       const results = await Promise.allSettled(Array.from({ length: n }, async (_, i) => {
         const withDirect = Array.isArray(direct) ? direct[i] ?? true : direct;
-        const server = await startServer({
-          ...BASE_ENV,
+        const server = await startServer(serverEnv({
+          DB_POOL_MAX: "4",
+          SHUTDOWN_GRACE_S: "3",
           DATABASE_URL: db.url,
           // Through PgBouncer, LISTEN (and a session for the scan lock) need the server itself.
           ...(pooledPort && withDirect ? { DATABASE_DIRECT_URL: directUrl } : {}),
           DATA_DIR: dir,
           LOG_DIR: dir,
           ...env,
-        });
+        }));
         const instance = asInstance(
           server,
           Boolean(pooledPort) && withDirect,
@@ -160,43 +154,6 @@ function asInstance(server: ServerProcess, direct: boolean, authorization: () =>
       });
     },
   };
-}
-
-/** Polls `test` every 25 ms until it holds; throws naming `what` after `withinMs`. */
-export async function until(what: string, test: () => Promise<boolean> | boolean, withinMs = 10_000) {
-  const deadline = performance.now() + withinMs;
-  while (performance.now() < deadline) {
-    if (await test()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out after ${withinMs} ms waiting until ${what}`);
-}
-
-/**
- * Holds `user_licenses` locked (ACCESS EXCLUSIVE, in an open transaction on
- * the server itself), so a check that took the scan lock stays in progress;
- * the returned function commits and lets it go on.
- */
-export async function blockScans(direct: Sql): Promise<() => Promise<void>> {
-  const conn = await direct.reserve();
-  await conn`BEGIN`;
-  await conn`LOCK TABLE user_licenses IN ACCESS EXCLUSIVE MODE`;
-  let released = false;
-  return async () => {
-    if (released) return;
-    released = true;
-    await conn`COMMIT`;
-    conn.release();
-  };
-}
-
-/** Whether some session holds the scan lock (the advisory lock every instance takes for a full check). */
-export async function scanLockHeld(direct: Sql): Promise<boolean> {
-  const [row] = await direct<{ n: number }[]>`
-    SELECT count(*)::int AS n FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND objid = ${SCAN_LOCK_KEY}
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
-  return row.n > 0;
 }
 
 /** Integrity check rows by trigger and outcome, e.g. `{ "startup/success": 1, "startup/skipped": 2 }`. */

@@ -1,5 +1,6 @@
 /** Integrity test fixtures: consistent seed data plus one known desync of every kind. */
 import type { Queryable, Sql } from "../lib/db.ts";
+import { SCAN_LOCK_KEY } from "../lib/integrity/scan_lock.ts";
 import { setQuiet } from "../lib/log.ts";
 import { seed } from "../lib/seed.ts";
 
@@ -116,6 +117,47 @@ export function sortExpected<T extends Expected>(items: T[]): Expected[] {
       a.student_id - b.student_id || a.specialization_id.localeCompare(b.specialization_id) ||
       a.kind.localeCompare(b.kind)
     );
+}
+
+/**
+ * Breaks one more pair around the enforcer: the license of the first
+ * consistent pair of a student after `after` goes missing.
+ */
+export async function breakOne(sql: Queryable, after = 0): Promise<void> {
+  await sql`
+    DELETE FROM user_licenses WHERE id = (
+      SELECT l.id FROM user_licenses l
+      JOIN specialization_progress p ON p.student_id = l.user_id AND p.specialization_id = l.specialization_type
+      WHERE l.user_id > ${after} AND p.current_level = l.current_level
+        AND l.max_achieved_level >= l.current_level
+      ORDER BY l.user_id, l.id LIMIT 1)`;
+}
+
+/**
+ * Holds `user_licenses` locked (ACCESS EXCLUSIVE, in an open transaction on a
+ * connection of `sql`), so a check that took the scan lock stays in progress;
+ * the returned function commits and lets it go on.
+ */
+export async function blockScans(sql: Sql): Promise<() => Promise<void>> {
+  const conn = await sql.reserve();
+  await conn`BEGIN`;
+  await conn`LOCK TABLE user_licenses IN ACCESS EXCLUSIVE MODE`;
+  let released = false;
+  return async () => {
+    if (released) return;
+    released = true;
+    await conn`COMMIT`;
+    conn.release();
+  };
+}
+
+/** Whether some session holds the scan lock (the advisory lock a full check takes). */
+export async function scanLockHeld(sql: Sql): Promise<boolean> {
+  const [row] = await sql<{ n: number }[]>`
+    SELECT count(*)::int AS n FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND objid = ${SCAN_LOCK_KEY}
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
+  return row.n > 0;
 }
 
 /** Breaks a fraction of pairs by deleting their licenses (for a critical status). */

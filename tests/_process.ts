@@ -4,8 +4,24 @@
  * in the developer's shell (DATABASE_URL, SEED_* passwords, PORT ...) changes a result.
  */
 import { hermeticEnv } from "../lib/dev/server_process.ts";
+import { LOAD_SECRET } from "./_load.ts";
 
 export { hermeticEnv, type ServerProcess, spawnScript, startServer } from "../lib/dev/server_process.ts";
+
+/**
+ * The environment of a test server (`startServer`): the fault tests' JWT
+ * secret, and the schedule, the rate limit and request logs off unless `extra`
+ * turns them on.
+ */
+export function serverEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    JWT_SECRET: LOAD_SECRET,
+    LOG_REQUESTS: "0",
+    SCAN_ENABLED: "0",
+    RATE_LIMIT_PER_MINUTE: "0",
+    ...extra,
+  };
+}
 
 /** Runs a task's entry point (`lib/cli/*.ts`) or `main.ts` to its end and captures its output. */
 export async function runScript(

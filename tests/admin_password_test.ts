@@ -3,10 +3,10 @@ import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { seed } from "../lib/seed.ts";
 import { hermeticEnv } from "./_process.ts";
 import { hasServer } from "./_db.ts";
-import { type TestApp, withTestApp } from "./_fixture.ts";
+import { type App, withTestApp } from "./_fixture.ts";
 import { runScript } from "./_process.ts";
 
-async function login(app: TestApp["app"], email: string, password: string) {
+async function login(app: App, email: string, password: string) {
   const res = await app.request("/api/v1/auth/login", {
     method: "POST",
     headers: { "Content-Type": "application/json" },

@@ -15,7 +15,7 @@ import { jsonBody } from "../routes/middleware/validate.ts";
 import { mountedApiRoutes, protectedRoutes, type RouteDoc, routeKey } from "../routes/openapi_document.ts";
 import { onError } from "../routes/problem.ts";
 import { progressUpdateBody } from "../routes/schemas.ts";
-import { bearer, capturingStderr, TEST_TOKEN_KEY, type TestApp, withTestApp } from "./_fixture.ts";
+import { type App, bearer, capturingStderr, TEST_TOKEN_KEY, withTestApp } from "./_fixture.ts";
 
 // ---- tokens of every kind ------------------------------------------------
 
@@ -104,7 +104,7 @@ function requestFor(
 /** Runs every credential against every route; fails loudly when a protected route lets a stranger in. */
 async function authMatrix(
   t: Deno.TestContext,
-  app: { request: TestApp["app"]["request"] },
+  app: { request: App["request"] },
   routes: readonly Pick<RouteDoc, "method" | "path" | "roles" | "body" | "example">[],
 ) {
   const creds = await credentials();
@@ -207,3 +207,16 @@ Deno.test("the mounted /api routes are exactly the contract's, so none escapes t
     assert(mounted.length >= 8, `all routes were enumerated (${mounted.length})`);
     return Promise.resolve();
   }));
+
+Deno.test("an app.all /api route is enumerated too, so the contract check cannot miss it", () => {
+  const app = new Hono();
+  const ok = () => new Response("ok");
+  app.use("/api/*", async (_c, next) => await next());
+  app.all("/api/v1/_test/any", ok);
+  app.get("/api/v1/_test/one", ok);
+  app.get("/admin/_test", ok);
+  assertEquals(mountedApiRoutes(app.routes).map(routeKey).sort(), [
+    "ALL /api/v1/_test/any",
+    "GET /api/v1/_test/one",
+  ]);
+});

@@ -4,13 +4,12 @@ import { DUMMY_HASH, hashPassword } from "../lib/password.ts";
 import { verifyToken } from "../lib/tokens.ts";
 import { loginResponse } from "../routes/schemas.ts";
 import type { TestDatabase } from "./_db.ts";
-import { TEST_TOKEN_KEY, type TestApp, withTestApp } from "./_fixture.ts";
+import { TEST_TOKEN_KEY, withTestApp } from "./_fixture.ts";
 
 const PASSWORD = "correct horse battery staple";
 
-function withApp(fn: (db: TestDatabase, app: TestApp["app"]) => Promise<void>) {
-  return withTestApp({ env: { JWT_TTL_SECONDS: "900" } }, ({ db, app }) => fn(db, app));
-}
+/** Tokens live 15 minutes here (the test of `expires_in` reads it back). */
+const TTL_900 = { env: { JWT_TTL_SECONDS: "900" } };
 
 async function addUser(
   db: TestDatabase,
@@ -37,7 +36,7 @@ function login(
 }
 
 Deno.test("login returns a bearer token for the user's id and role, valid for JWT_TTL_SECONDS", () =>
-  withApp(async (db, app) => {
+  withTestApp(TTL_900, async ({ db, app }) => {
     const id = await addUser(db, "Admin@Example.test", "ADMIN");
     const res = await login(app, { email: "admin@example.test", password: PASSWORD });
     assertEquals(res.status, 200);
@@ -56,14 +55,14 @@ Deno.test("login returns a bearer token for the user's id and role, valid for JW
   }));
 
 Deno.test("login matches the email regardless of case and surrounding spaces", () =>
-  withApp(async (db, app) => {
+  withTestApp(TTL_900, async ({ db, app }) => {
     await addUser(db, "instructor@example.test", "INSTRUCTOR");
     const res = await login(app, { email: "  INSTRUCTOR@Example.TEST ", password: PASSWORD });
     assertEquals(res.status, 200);
   }));
 
 Deno.test("unknown email, wrong password and inactive user get the same 401 problem", () =>
-  withApp(async (db, app) => {
+  withTestApp(TTL_900, async ({ db, app }) => {
     await addUser(db, "known@example.test", "ADMIN");
     await addUser(db, "gone@example.test", "ADMIN", { active: false });
     const attempts = [
@@ -96,7 +95,7 @@ Deno.test("unknown email, wrong password and inactive user get the same 401 prob
   }));
 
 Deno.test("an unknown email costs about as much time as a wrong password", () =>
-  withApp(async (db, app) => {
+  withTestApp(TTL_900, async ({ db, app }) => {
     await addUser(db, "timed@example.test", "ADMIN");
     const timed = async (body: unknown) => {
       const start = performance.now();
@@ -122,7 +121,7 @@ Deno.test("the dummy hash that unknown emails are checked against uses the curre
 });
 
 Deno.test("a user whose stored hash is unusable cannot log in and gets the same 401", () =>
-  withApp(async (db, app) => {
+  withTestApp(TTL_900, async ({ db, app }) => {
     await addUser(db, "broken@example.test", "ADMIN", { hash: "not-a-hash" });
     const res = await login(app, { email: "broken@example.test", password: PASSWORD });
     assertEquals(res.status, 401);
@@ -130,7 +129,7 @@ Deno.test("a user whose stored hash is unusable cannot log in and gets the same 
   }));
 
 Deno.test("login input is validated: each missing, mistyped or unknown field is named", () =>
-  withApp(async (_db, app) => {
+  withTestApp(TTL_900, async ({ app }) => {
     const cases: [unknown, string[]][] = [
       [{}, ["email", "password"]],
       [{ email: "a@b.test" }, ["password"]],
@@ -156,7 +155,7 @@ Deno.test("login input is validated: each missing, mistyped or unknown field is 
   }));
 
 Deno.test("a student may log in; the token carries the STUDENT role", () =>
-  withApp(async (db, app) => {
+  withTestApp(TTL_900, async ({ db, app }) => {
     const id = await addUser(db, "student@example.test", "STUDENT");
     const res = await login(app, { email: "student@example.test", password: PASSWORD });
     assertEquals(res.status, 200);

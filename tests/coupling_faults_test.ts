@@ -8,19 +8,7 @@ import { assertEquals } from "./_assert.ts";
 import { MAX_ATTEMPTS } from "../lib/coupling.ts";
 import { clientOptions } from "../lib/db.ts";
 import { hasServer, type TestDatabase } from "./_db.ts";
-import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
-import { addStudents, INSTRUCTOR_ID } from "./_students.ts";
-
-const PATH = "/api/v1/specializations/progress/update";
-type App = TestApp["app"];
-
-async function post(app: App, body: unknown, headers: Record<string, string> = {}) {
-  return await app.request(PATH, {
-    method: "POST",
-    headers: { ...await bearer(INSTRUCTOR_ID, "INSTRUCTOR"), "Content-Type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-}
+import { type App, award, withTestApp } from "./_fixture.ts";
 
 /**
  * Makes the next `times` ledger inserts fail with `code` inside the update's
@@ -59,10 +47,9 @@ for (const [code, name] of [["40001", "serialization failure"], ["40P01", "deadl
     name: `a ${name} on the first attempt is retried and the change is applied exactly once`,
     ignore: !hasServer,
   }, () =>
-    withTestApp({ pool: 2 }, async ({ app, db }) => {
-      await addStudents(db, 3);
+    withTestApp({ pool: 2, students: 3 }, async ({ app, db }) => {
       await injectFault(db, code, 1);
-      const res = await post(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 150 });
+      const res = await award(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 150 });
       assertEquals(res.status, 200);
       assertEquals((await res.json()).progress.total_xp, 150);
       assertEquals(await faultCalls(db), 2, "one failed attempt, one that committed");
@@ -74,10 +61,9 @@ Deno.test({
   name: "retries are bounded: a failure that persists is a 503 and nothing is written",
   ignore: !hasServer,
 }, () =>
-  withTestApp({ pool: 2 }, async ({ app, db }) => {
-    await addStudents(db, 3);
+  withTestApp({ pool: 2, students: 3 }, async ({ app, db }) => {
     await injectFault(db, "40001", 1000);
-    const res = await post(app, { student_id: 2, specialization_id: "COACH", xp_change: 10 });
+    const res = await award(app, { student_id: 2, specialization_id: "COACH", xp_change: 10 });
     assertEquals(res.status, 503);
     assertEquals(res.headers.get("content-type"), "application/problem+json");
     assertEquals(res.headers.get("retry-after"), "5");
@@ -173,14 +159,13 @@ function dropAfterCommitProxy(target: URL) {
 function withDroppingApp(
   fn: (app: App, db: TestDatabase, arm: (t: string) => () => number) => Promise<void>,
 ) {
-  return withTestApp({ pool: 2 }, async ({ db, another }) => {
+  return withTestApp({ pool: 2, students: 3 }, async ({ db, another }) => {
     const proxy = dropAfterCommitProxy(new URL(db.url));
     const sql = postgres(
       proxy.url,
       clientOptions({ DB_CONNECT_TIMEOUT_S: 10, DB_STATEMENT_TIMEOUT_MS: 60_000 }, 2),
     );
     try {
-      await addStudents(db, 3);
       const { app } = await another({ sql });
       await fn(app, db, (text) => {
         proxy.arm(text);
@@ -201,7 +186,7 @@ Deno.test({
 }, () =>
   withDroppingApp(async (app, db, arm) => {
     const drops = arm("lost-ack-key-1");
-    const res = await post(app, { student_id: 3, specialization_id: "INTERNSHIP", xp_change: 250 }, {
+    const res = await award(app, { student_id: 3, specialization_id: "INTERNSHIP", xp_change: 250 }, {
       "Idempotency-Key": "lost-ack-key-1",
     });
     assertEquals(drops(), 1, "the first attempt committed and its answer was dropped");
@@ -220,7 +205,7 @@ Deno.test({
 }, () =>
   withDroppingApp(async (app, db, arm) => {
     const drops = arm("731337");
-    const res = await post(app, { student_id: 3, specialization_id: "COACH", xp_change: 731337 });
+    const res = await award(app, { student_id: 3, specialization_id: "COACH", xp_change: 731337 });
     assertEquals(drops(), 1);
     assertEquals(res.status, 503);
     assertEquals((await res.json()).title, "Service unavailable");

@@ -1,40 +1,21 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { SPECIALIZATION_IDS as SPECS } from "../lib/model.ts";
-import { hasServer, type TestDatabase } from "./_db.ts";
-import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
+import { hasServer } from "./_db.ts";
+import { award, until, withTestApp } from "./_fixture.ts";
 import { desyncs } from "./_integrity.ts";
-import { addStudents, INSTRUCTOR_ID } from "./_students.ts";
-
-const PATH = "/api/v1/specializations/progress/update";
-type App = TestApp["app"];
-
-/** Students 1..100 on a pool of `pool` connections, then `fn`. */
-function withApp(pool: number, fn: (app: App, db: TestDatabase) => Promise<void>) {
-  return withTestApp({ pool }, async ({ app, db }) => {
-    await addStudents(db, 100);
-    await fn(app, db);
-  });
-}
-
-async function post(app: App, body: unknown, headers: Record<string, string> = {}) {
-  return await app.request(PATH, {
-    method: "POST",
-    headers: { ...await bearer(INSTRUCTOR_ID, "INSTRUCTOR"), "Content-Type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-}
+import { INSTRUCTOR_ID } from "./_students.ts";
 
 Deno.test({
   name: "500 concurrent updates on 100 students never desync progress and license, and lose no XP",
   ignore: !hasServer,
 }, () =>
-  withApp(12, async (app, db) => {
+  withTestApp({ pool: 12, students: 100 }, async ({ app, db }) => {
     const requests = Array.from({ length: 500 }, (_, i) => ({
       student_id: 1 + (i * 37) % 100,
       specialization_id: SPECS[i % 3],
       xp_change: 1 + (i * 7919) % 900,
     }));
-    const responses = await Promise.all(requests.map((body) => post(app, body)));
+    const responses = await Promise.all(requests.map((body) => award(app, body)));
     assertEquals(responses.filter((r) => r.status !== 200).length, 0);
     await Promise.all(responses.map((r) => r.body?.cancel()));
 
@@ -65,10 +46,10 @@ Deno.test({
   name: "50 concurrent first updates of one student enrol exactly once",
   ignore: !hasServer,
 }, () =>
-  withApp(12, async (app, db) => {
+  withTestApp({ pool: 12, students: 100 }, async ({ app, db }) => {
     const responses = await Promise.all(
       Array.from({ length: 50 }, () =>
-        post(app, { student_id: 77, specialization_id: "COACH", xp_change: 10 })),
+        award(app, { student_id: 77, specialization_id: "COACH", xp_change: 10 })),
     );
     assertEquals(
       responses.map((r) =>
@@ -89,10 +70,10 @@ Deno.test({
   name: "concurrent requests with one Idempotency-Key apply once and all return the same result",
   ignore: !hasServer,
 }, () =>
-  withApp(12, async (app, db) => {
+  withTestApp({ pool: 12, students: 100 }, async ({ app, db }) => {
     const body = { student_id: 5, specialization_id: "PLAYER", xp_change: 120 };
     const responses = await Promise.all(
-      Array.from({ length: 20 }, () => post(app, body, { "Idempotency-Key": "same-key" })),
+      Array.from({ length: 20 }, () => award(app, body, { "Idempotency-Key": "same-key" })),
     );
     assertEquals(responses.map((r) => r.status), Array(20).fill(200));
     const bodies = await Promise.all(responses.map((r) => r.json()));
@@ -106,8 +87,8 @@ Deno.test({
   name: "a deadlock on the first attempt is retried and the change is applied exactly once",
   ignore: !hasServer,
 }, () =>
-  withApp(4, async (app, db) => {
-    await post(app, { student_id: 9, specialization_id: "PLAYER", xp_change: 50 });
+  withTestApp({ pool: 4, students: 100 }, async ({ app, db }) => {
+    await award(app, { student_id: 9, specialization_id: "PLAYER", xp_change: 50 });
     const other = db.connect(1);
     // Another writer takes the locks in the wrong order (license, then progress).
     // Its deadlock_timeout is long, so PostgreSQL's detector fires on our side
@@ -116,15 +97,14 @@ Deno.test({
     const blocker = other.begin(async (tx) => {
       await tx`SET LOCAL deadlock_timeout = '10s'`;
       await tx`SELECT 1 FROM user_licenses WHERE user_id = 9 FOR UPDATE`;
-      pending = post(app, { student_id: 9, specialization_id: "PLAYER", xp_change: 25 });
+      pending = award(app, { student_id: 9, specialization_id: "PLAYER", xp_change: 25 });
       // Wait until the update holds the progress row and waits for the license.
-      for (let i = 0; i < 100; i++) {
+      await until("the update waits for the license", async () => {
         const [{ waiting }] = await db.sql`
           SELECT count(*)::int AS waiting FROM pg_stat_activity
           WHERE wait_event_type = 'Lock' AND query LIKE '%apply_xp%'`;
-        if (waiting > 0) break;
-        await new Promise((r) => setTimeout(r, 20));
-      }
+        return waiting > 0;
+      });
       await tx`SELECT 1 FROM specialization_progress WHERE student_id = 9 FOR UPDATE`;
       otherFailed = false;
     }).catch(() => {});
@@ -145,7 +125,7 @@ Deno.test({
   name: "an award locks no row of its actor: with the instructor's account row locked, awards still complete",
   ignore: !hasServer,
 }, () =>
-  withApp(4, async (app, db) => {
+  withTestApp({ pool: 4, students: 100 }, async ({ app, db }) => {
     // An edit of the instructor's account in progress (FOR UPDATE: what an UPDATE of the row takes).
     const editing = await db.sql.reserve();
     await editing`BEGIN`;
@@ -154,8 +134,8 @@ Deno.test({
       let timer: ReturnType<typeof setTimeout> | undefined;
       const answered = await Promise.race([
         Promise.all([
-          post(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 10 }),
-          post(app, { student_id: 2, specialization_id: "COACH", xp_change: 10 }, {
+          award(app, { student_id: 1, specialization_id: "PLAYER", xp_change: 10 }),
+          award(app, { student_id: 2, specialization_id: "COACH", xp_change: 10 }, {
             "Idempotency-Key": "k-1",
           }),
         ]),

@@ -4,11 +4,9 @@ import { z } from "zod";
 import { setQuiet } from "../lib/log.ts";
 import { API_CONTRACT } from "../routes/contract.ts";
 import type { RouteDoc } from "../routes/openapi_document.ts";
-import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
+import { type App, bearer, withTestApp } from "./_fixture.ts";
 
 const RUNS = 1000;
-
-type App = TestApp["app"];
 
 /** Values that stress validators: edge numbers, wrong types, SQL and markup, huge and odd strings. */
 const nasty = fc.oneof(

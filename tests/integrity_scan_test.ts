@@ -3,13 +3,13 @@ import { join } from "node:path";
 import { DEGRADED_MIN_RATE, HEALTHY_MIN_RATE, statusFor } from "../lib/integrity/status.ts";
 import { pruneCheckLogs } from "../lib/integrity/log_files.ts";
 import { hasServer } from "./_db.ts";
-import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
+import { type App, bearer, withTestApp } from "./_fixture.ts";
 import { breakKnownPairs, dropLicenses, type Expected, seedConsistent, sortExpected } from "./_integrity.ts";
 import { runScript } from "./_process.ts";
 
 const ADMIN_ID = 201;
 
-async function appFor(app: TestApp["app"]) {
+async function appFor(app: App) {
   const auth = await bearer(ADMIN_ID, "ADMIN");
   const post = (path: string, body?: unknown) =>
     app.request(path, {

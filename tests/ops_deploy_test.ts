@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { createTestDatabase, hasServer } from "./_db.ts";
-import { closedPort } from "./_fixture.ts";
+import { closedPort, until } from "./_fixture.ts";
 import { hermeticEnv, startServer } from "./_process.ts";
 import { configSchema } from "../lib/config.ts";
 import {
@@ -611,8 +611,7 @@ async function exerciseAsUnit(
     }
 
     if (options.webhook) {
-      for (let i = 0; i < 100 && !hook.received.length; i++) await new Promise((r) => setTimeout(r, 50));
-      assert(hook.received.length > 0, "the status webhook went out");
+      await until("the status webhook went out", () => hook.received.length > 0, 5000, 50);
     }
   } finally {
     code = await app.stop();

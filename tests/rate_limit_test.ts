@@ -2,9 +2,7 @@ import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import postgres from "postgres";
 import { setQuiet } from "../lib/log.ts";
 import { PostgresRateLimitStore } from "../lib/rate_limit/postgres_store.ts";
-import { capturingStderr, closedPort, type TestApp, withTestApp } from "./_fixture.ts";
-
-type App = TestApp["app"];
+import { type App, capturingStderr, closedPort, withTestApp } from "./_fixture.ts";
 
 /** The connection info `Deno.serve` hands to `app.fetch`, as `app.request`'s env. */
 const from = (hostname: string) => ({ remoteAddr: { transport: "tcp", hostname, port: 40000 } });

@@ -6,7 +6,7 @@
  */
 import postgres from "postgres";
 import { z } from "zod";
-import { argsOrExit } from "../lib/cli/_args.ts";
+import { argsOrExit } from "../lib/args.ts";
 import { migrate } from "../lib/migrate.ts";
 import { type Cluster, findPgBin, startCluster } from "../lib/dev/cluster.ts";
 import { findPgBouncer, startPgBouncer } from "../lib/dev/pgbouncer.ts";
@@ -23,12 +23,16 @@ const POOLED_FILES = [
   "canary_test.ts",
 ];
 
-const { _: files } = argsOrExit({
+// `deno task test` is this script with --checks: --help answers before any check runs.
+const { _: files, checks } = argsOrExit({
   name: "test",
-  summary: "Format, lint and type checks, then every test (deno task test:only [files]: only the tests).",
-  options: {},
+  summary: "Runs the tests (all, or [files]) on PostgreSQL. deno task test runs the format, lint and type " +
+    "checks first (--checks); deno task test:only, only the tests.",
+  options: {
+    checks: { type: "boolean", help: "deno fmt --check, deno lint and deno check . first (deno task test)" },
+  },
   positionals: "[files]",
-  schema: z.object({ _: z.array(z.string()) }),
+  schema: z.object({ _: z.array(z.string()), checks: z.boolean().default(false) }),
   notes: [
     "The database: TEST_DATABASE_URL or DATABASE_URL when set; otherwise a throwaway cluster in a temp",
     "directory when PostgreSQL's initdb is installed; otherwise embedded PGlite (concurrency tests skipped).",
@@ -37,6 +41,14 @@ const { _: files } = argsOrExit({
     "transaction pooling (LG_TEST_NO_POOLER=1 skips that pass).",
   ],
 });
+
+if (checks) {
+  for (const args of [["fmt", "--check"], ["lint"], ["check", "."]]) {
+    const { code } = await new Deno.Command(Deno.execPath(), { args, stdout: "inherit", stderr: "inherit" })
+      .output();
+    if (code !== 0) Deno.exit(code);
+  }
+}
 
 async function pickServer(): Promise<{ url: string; label: string; cluster?: Cluster } | null> {
   const url = Deno.env.get("TEST_DATABASE_URL") || Deno.env.get("DATABASE_URL");

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { hasServer } from "./_db.ts";
-import { closedPort, withTestApp } from "./_fixture.ts";
+import { closedPort, until, withTestApp } from "./_fixture.ts";
 import { seedConsistent } from "./_integrity.ts";
 import { runScript, type ServerProcess, startServer } from "./_process.ts";
 
@@ -116,14 +116,11 @@ Deno.test({
       SCAN_CRON: "0 0 1 1 *",
     });
     try {
-      for (let i = 0; i < 100; i++) {
+      await until("the startup check ran and is in the database", async () => {
         const [{ n }] = await db
           .sql`SELECT count(*)::int AS n FROM integrity_checks WHERE outcome = 'success'`;
-        if (n === 1) break;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks WHERE outcome = 'success'`;
-      assertEquals(n, 1, "the startup check ran and is in the database");
+        return n === 1;
+      });
     } finally {
       assertEquals(await server.stop(), 0);
     }

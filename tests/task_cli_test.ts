@@ -1,11 +1,13 @@
 /**
  * Every task answers --help (usage, exit 0) and refuses an unknown option or
  * a bad value (one line plus the usage, exit 2), and neither touches anything:
- * the database they are pointed at stays empty.
+ * the database they are pointed at stays empty. Through `deno task` too where
+ * the task line matters: `dev` (under --watch an exit would only wait for a
+ * file change) and `test` (its checks must not run before --help answers).
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { withTestApp } from "./_fixture.ts";
-import { runScript } from "./_process.ts";
+import { hermeticEnv, runScript } from "./_process.ts";
 
 const config = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
 
@@ -80,3 +82,54 @@ Deno.test("a task on an unmigrated database says to migrate first, in one line",
       );
     }
   }));
+
+/**
+ * `deno task <name> ...args` in the repository, in a process group of its own: on
+ * `timeoutMs` the whole group is killed (a watcher left waiting would outlive its task).
+ */
+async function denoTask(name: string, args: string[], timeoutMs = 30_000) {
+  const started = performance.now();
+  const child = new Deno.Command("setsid", {
+    args: [Deno.execPath(), "task", name, ...args],
+    cwd: new URL("..", import.meta.url),
+    env: hermeticEnv({ NO_COLOR: "1" }),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    Deno.kill(-child.pid, "SIGKILL");
+  }, timeoutMs);
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    timedOut,
+    ms: performance.now() - started,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+Deno.test("deno task dev --help and --bogus end at once (0 and 2) instead of waiting under --watch", async () => {
+  const help = await denoTask("dev", ["--help"]);
+  assertEquals([help.code, help.timedOut], [0, false], help.stderr);
+  assertMatch(help.stdout, /^usage: deno task dev\n/);
+  const bogus = await denoTask("dev", ["--bogus"]);
+  assertEquals([bogus.code, bogus.timedOut], [2, false], bogus.stderr);
+  assertMatch(bogus.stderr, /^dev: Unknown option '--bogus'\nusage: deno task dev\n/m);
+  assert(!/Watcher/.test(bogus.stderr + help.stderr), "no watcher was started");
+});
+
+Deno.test("deno task test --help answers before any format, lint or type check runs", async () => {
+  const help = await denoTask("test", ["--help"]);
+  assertEquals([help.code, help.timedOut], [0, false], help.stderr);
+  assertMatch(help.stdout, /^usage: deno task test \[files\]/);
+  // deno fmt/lint/check print "Checked N files" (or "Check <file>") when they run.
+  assert(!/Checked \d+ files?|^Check /m.test(help.stderr), help.stderr);
+  assert(help.ms < 15_000, `answered after ${Math.round(help.ms)} ms`);
+});

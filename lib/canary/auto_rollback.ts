@@ -9,7 +9,7 @@ import type { Sql } from "../db.ts";
 import { errorFields, log } from "../log.ts";
 import type { StatusNotifier } from "../notify.ts";
 import type { CheckRecord } from "../integrity/store.ts";
-import { canaryReport } from "./report.ts";
+import { canaryReport } from "./verdict.ts";
 import type { RequestStats } from "./request_stats.ts";
 import { type RolloutChange, setRollout } from "./rollout.ts";
 import type { RolloutCache } from "./rollout_cache.ts";

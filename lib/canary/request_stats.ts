@@ -7,6 +7,7 @@
  */
 import type { Queryable, Sql } from "../db.ts";
 import { errorFields, log } from "../log.ts";
+import { transaction } from "../connection.ts";
 
 /** Upper bounds (ms) of the latency buckets; one more bucket holds everything slower. */
 export const LATENCY_BOUNDS_MS = [5, 10, 25, 50, 100, 200, 500, 1000, 2500, 5000] as const;
@@ -33,8 +34,8 @@ export class RequestStats {
 
   constructor(private readonly sql: Sql, private readonly instance: string) {}
 
-  /** Counts one answered request. */
-  record(cohort: Cohort, status: number, durationMs: number, at = Date.now()): void {
+  /** Counts one answered request; `error`: it failed on the server's side (the edge decides what that is). */
+  record(cohort: Cohort, error: boolean, durationMs: number, at = Date.now()): void {
     const minute = at - at % 60_000;
     const key = `${minute}:${cohort}`;
     let row = this.#pending.get(key);
@@ -46,7 +47,7 @@ export class RequestStats {
       }
     }
     row.requests++;
-    if (status >= 500) row.errors++;
+    if (error) row.errors++;
     const slot = LATENCY_BOUNDS_MS.findIndex((bound) => durationMs <= bound);
     row.buckets[slot === -1 ? LATENCY_BOUNDS_MS.length : slot]++;
   }
@@ -61,7 +62,7 @@ export class RequestStats {
     if (rows.length === 0) return;
     this.#pending.clear();
     try {
-      await this.sql.begin(async (tx) => {
+      await transaction(this.sql, async (tx) => {
         for (const row of rows) {
           await tx`
             INSERT INTO request_stats (minute, instance, cohort, requests, errors, latency_buckets)

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import type { Queryable, Sql } from "../db.ts";
 import { Unauthenticated } from "../errors.ts";
+import { transaction } from "../connection.ts";
 
 const KEY = "dashboard_rollout_percent";
 
@@ -61,8 +62,11 @@ export interface RolloutRequest {
   actorId: number | null;
   /** Who, in words (an admin's email, `cli:<user>`, `auto-rollback`). */
   actor: string;
-  /** Compare-and-set: change only from this value (the automatic rollback uses it). */
-  onlyFrom?: (current: number) => boolean;
+  /**
+   * Compare-and-set: change only from this value and last change (its `at`, null before any); the
+   * automatic rollback and `advance` use it.
+   */
+  onlyFrom?: (current: number, lastChangeAt: string | null) => boolean;
 }
 
 /**
@@ -71,15 +75,22 @@ export interface RolloutRequest {
  * refused the current value (nothing written).
  */
 export async function setRollout(sql: Sql, change: RolloutRequest): Promise<RolloutChange | null> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     await tx`INSERT INTO app_settings (key, value) VALUES (${KEY}, '100') ON CONFLICT (key) DO NOTHING`;
     const [{ value: from }] = await tx<{ value: number }[]>`
       SELECT value::int AS value FROM app_settings WHERE key = ${KEY} FOR UPDATE`;
-    if (change.onlyFrom && !change.onlyFrom(from)) return null;
+    if (change.onlyFrom) {
+      // Read after the row lock: a change committed meanwhile is seen here.
+      const [last] = await tx<{ at: string }[]>`
+        SELECT iso_utc(at) AS at FROM audit_log WHERE action = 'rollout.set' ORDER BY at DESC, id DESC LIMIT 1`;
+      if (!change.onlyFrom(from, last?.at ?? null)) return null;
+    }
     await tx`
       UPDATE app_settings SET value = to_jsonb(${change.percent}::int), updated_at = now(),
         updated_by = ${change.actorId}
       WHERE key = ${KEY}`;
+    // The time of the change, not of the transaction's start (which may precede a change
+    // it waited for): the latest row by `at` stays the current step.
     const details = {
       from,
       to: change.percent,
@@ -88,8 +99,8 @@ export async function setRollout(sql: Sql, change: RolloutRequest): Promise<Roll
       actor: change.actor,
     };
     const [audit] = await tx<{ at: string }[]>`
-      INSERT INTO audit_log (actor_id, action, details)
-      VALUES (${change.actorId}, 'rollout.set', ${tx.json(details)})
+      INSERT INTO audit_log (actor_id, action, details, at)
+      VALUES (${change.actorId}, 'rollout.set', ${tx.json(details)}, clock_timestamp())
       RETURNING iso_utc(at) AS at`;
     return { ...details, actor_id: change.actorId, at: audit.at };
   });

@@ -10,7 +10,7 @@ import { type Database, openDatabase } from "../db.ts";
 import { isOneLine, UsageError } from "../errors.ts";
 import { pendingMigrations } from "../migrate.ts";
 import { buildServices, type Services } from "../services.ts";
-import { argsOrExit, type TaskSpec, usage } from "./_args.ts";
+import { argsOrExit, type TaskSpec, usage } from "../args.ts";
 
 /** How long a task waits, at its end, for notifications under way (they retry with backoff). */
 const NOTIFY_WAIT_MS = 10_000;

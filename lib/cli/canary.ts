@@ -4,9 +4,9 @@
  * the canary verdict and the soak time; every change audited.
  */
 import { z } from "zod";
-import { advanceRefusal } from "../canary/advance.ts";
-import { CANARY_WINDOWS, type CanaryReport, canaryReport, type CanaryWindow } from "../canary/report.ts";
-import { setRollout } from "../canary/rollout.ts";
+import { advanceRollout } from "../canary/advance.ts";
+import { CANARY_WINDOWS, type CanaryReport, canaryReport, type CanaryWindow } from "../canary/verdict.ts";
+import { type RolloutChange, setRollout } from "../canary/rollout.ts";
 import type { Queryable } from "../db.ts";
 import { Conflict, UsageError } from "../errors.ts";
 import { setQuiet } from "../log.ts";
@@ -77,21 +77,19 @@ await runTask(
       return r.verdict === "proceed" ? 0 : r.verdict === "investigate" ? EXIT_INVESTIGATE : EXIT_ROLLBACK;
     }
     const actor = await actorOf(db.sql, args.by);
-    let to: number;
-    let reason = args.reason ?? null;
-    if (command === "set") to = Number(value);
-    else if (command === "rollback") to = 0;
-    else {
+    let change: RolloutChange | null;
+    if (command === "advance") {
       const r = await report();
-      const refused = advanceRefusal(r, args.force);
-      if (refused) throw new Conflict(`not advanced: ${refused}`);
-      to = r.rollout.next_step!;
-      reason ??= `advance (canary ${r.verdict}${args.force ? ", forced" : ""})`;
+      const reason = args.reason ?? `advance (canary ${r.verdict}${args.force ? ", forced" : ""})`;
+      const outcome = await advanceRollout(db.sql, r, { force: args.force, reason, source: "cli", ...actor });
+      if (outcome.refused !== undefined) throw new Conflict(`not advanced: ${outcome.refused}`);
+      change = outcome.change;
+    } else {
+      const percent = command === "set" ? Number(value) : 0;
+      change = await setRollout(db.sql, { percent, reason: args.reason ?? null, source: "cli", ...actor });
     }
-    const change = await setRollout(db.sql, { percent: to, reason, source: "cli", ...actor });
-    console.log(
-      `rollout: ${change!.from} % -> ${change!.to} % (by ${change!.actor}${reason ? `: ${reason}` : ""})`,
-    );
+    const { from, to, actor: by, reason } = change!;
+    console.log(`rollout: ${from} % -> ${to} % (by ${by}${reason ? `: ${reason}` : ""})`);
   },
 );
 

@@ -1,6 +1,6 @@
 /** `deno task bench`: every benchmark in turn, each in its own process (their figures go to docs/benchmarks.md). */
 import { z } from "zod";
-import { argsOrExit } from "../../lib/cli/_args.ts";
+import { argsOrExit } from "../../lib/args.ts";
 
 const BENCHMARKS = [
   "update.ts",

@@ -7,7 +7,7 @@
  */
 import postgres from "postgres";
 import { z } from "zod";
-import { argsOrExit, positiveInt } from "../../lib/cli/_args.ts";
+import { argsOrExit, positiveInt } from "../../lib/args.ts";
 import { createSession } from "../../lib/sessions.ts";
 import { benchServer, percentile } from "./_setup.ts";
 

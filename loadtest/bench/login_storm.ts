@@ -7,7 +7,7 @@
  * Retry-After); the server's peak RSS stays under 150 MB.
  */
 import { z } from "zod";
-import { argsOrExit, positiveInt } from "../../lib/cli/_args.ts";
+import { argsOrExit, positiveInt } from "../../lib/args.ts";
 import { SEEDED_ACCOUNTS } from "../../lib/dev/seeded_cluster.ts";
 import { benchServer, memoryMb, percentile } from "./_setup.ts";
 

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { fileURLToPath } from "node:url";
-import { argsOrExit, positiveInt } from "../../lib/cli/_args.ts";
+import { argsOrExit, positiveInt } from "../../lib/args.ts";
 import { benchServer, cpuSeconds, percentile, wrk } from "./_setup.ts";
 
 const args = argsOrExit({

@@ -12,7 +12,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { argsOrExit, positiveInt } from "../../lib/cli/_args.ts";
+import { argsOrExit, positiveInt } from "../../lib/args.ts";
 import { findPgBouncer, type PgBouncer, startPgBouncer } from "../../lib/dev/pgbouncer.ts";
 import { seededCluster } from "../../lib/dev/seeded_cluster.ts";
 import { type ServerProcess, startServer } from "../../lib/dev/server_process.ts";

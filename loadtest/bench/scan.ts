@@ -11,7 +11,7 @@
  */
 import postgres from "postgres";
 import { z } from "zod";
-import { argsOrExit, numberList } from "../../lib/cli/_args.ts";
+import { argsOrExit, numberList } from "../../lib/args.ts";
 import { loadConfig } from "../../lib/config.ts";
 import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
@@ -19,9 +19,7 @@ import { buildServices } from "../../lib/services.ts";
 import { setQuiet } from "../../lib/log.ts";
 import { seed } from "../../lib/seed.ts";
 import { issueToken } from "../../lib/tokens.ts";
-import { createApp } from "../../routes/app.ts";
-import { assetUrls } from "../../routes/assets.ts";
-import { rateLimitStore } from "../../routes/middleware/rate_limit.ts";
+import { appDeps, createApp } from "../../routes/app.ts";
 import { findPgBin, startCluster, startReplica } from "../../lib/dev/cluster.ts";
 import type { Replica } from "../../lib/replica.ts";
 
@@ -129,12 +127,7 @@ try {
     for (let i = 1; i <= 20; i++) one.push((await sampled(() => runner.run("manual", i * 7))).ms);
 
     const tokenKey = new TextEncoder().encode("bench-secret-bench-secret-bench-secret-00");
-    const app = createApp({
-      ...services,
-      tokenKey,
-      rateLimitStore: rateLimitStore(config, sql),
-      assets: await assetUrls(),
-    });
+    const app = createApp(await appDeps(services, { tokenKey }));
     const { token } = await issueToken(tokenKey, { userId: seeded.adminId, role: "ADMIN" }, 600);
     const headers = { Authorization: `Bearer ${token}` };
     const latencies: number[] = [];

@@ -5,7 +5,7 @@
  */
 import postgres from "postgres";
 import { z } from "zod";
-import { argsOrExit, numberList } from "../../lib/cli/_args.ts";
+import { argsOrExit, numberList } from "../../lib/args.ts";
 import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { seed } from "../../lib/seed.ts";

@@ -8,7 +8,7 @@
  */
 import postgres from "postgres";
 import { z } from "zod";
-import { argsOrExit, positiveInt } from "../../lib/cli/_args.ts";
+import { argsOrExit, positiveInt } from "../../lib/args.ts";
 import { clientOptions } from "../../lib/db.ts";
 import { seededCluster } from "../../lib/dev/seeded_cluster.ts";
 import { spawnScript } from "../../lib/dev/server_process.ts";

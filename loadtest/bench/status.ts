@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { fileURLToPath } from "node:url";
-import { argsOrExit, numberList, positiveInt } from "../../lib/cli/_args.ts";
+import { argsOrExit, numberList, positiveInt } from "../../lib/args.ts";
 import { benchServer, cpuSeconds, memoryMb, wrk } from "./_setup.ts";
 
 const args = argsOrExit({

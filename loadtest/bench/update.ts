@@ -11,7 +11,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { argsOrExit, numberList, positiveInt } from "../../lib/cli/_args.ts";
+import { argsOrExit, numberList, positiveInt } from "../../lib/args.ts";
 import { benchServer, cpuSeconds, run, wrk } from "./_setup.ts";
 
 const args = argsOrExit({

@@ -28,6 +28,7 @@ export function requestStats(stats: RequestStats, rollout: RolloutCache) {
     const admin = adminId(c.var as Record<string, unknown>);
     // Never waits on the database (the answer is already sent); start-up reads the percentage once.
     const canary = admin !== null && inRollout(admin, rollout.peek() ?? 100);
-    stats.record(canary ? "canary" : "other", c.res.status, performance.now() - start);
+    // A server error (5xx) is what the canary counts against a release; a refused request is not.
+    stats.record(canary ? "canary" : "other", c.res.status >= 500, performance.now() - start);
   });
 }
