@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Queryable, Sql } from "./db.ts";
 import { MigrationTampered } from "./errors.ts";
+import { transaction } from "./connection.ts";
 
 const MIGRATIONS_DIR = fileURLToPath(new URL("../migrations/", import.meta.url));
 // Arbitrary, fixed key: every instance of Levelguard serialises on it.
@@ -77,12 +78,12 @@ function verify(done: Map<string, string>, files: Migration[]) {
 export async function migrate(sql: Sql, files?: Migration[]): Promise<string[]> {
   const migrations = files ?? await readMigrations();
   const appliedNow: string[] = [];
-  await sql.begin(async (tx) => {
+  await transaction(sql, async (tx) => {
     await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
     await ensureTable(tx);
   });
   for (const file of migrations) {
-    await sql.begin(async (tx) => {
+    await transaction(sql, async (tx) => {
       // The lock is held per file, so two instances never apply the same one.
       await tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`;
       const done = await applied(tx);
@@ -97,7 +98,7 @@ export async function migrate(sql: Sql, files?: Migration[]): Promise<string[]> 
 }
 
 /** Names of migrations not yet applied (throws MigrationTampered on a changed file). */
-export async function pendingMigrations(sql: Sql, files?: Migration[]): Promise<string[]> {
+export async function pendingMigrations(sql: Queryable, files?: Migration[]): Promise<string[]> {
   const migrations = files ?? await readMigrations();
   const [{ exists }] = await sql<{ exists: boolean }[]>`
     SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`;

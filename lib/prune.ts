@@ -7,6 +7,7 @@ import { pruneRequestStats } from "./canary/request_stats.ts";
 import { pruneIdempotencyKeys } from "./coupling.ts";
 import type { Sql } from "./db.ts";
 import { pruneSessions } from "./sessions.ts";
+import { transaction } from "./connection.ts";
 
 /** Advisory lock key of the housekeeping (fixed, arbitrary; transaction-scoped, so a pooler is fine). */
 export const PRUNE_LOCK_KEY = 7_245_006;
@@ -23,7 +24,7 @@ export interface Pruned {
 
 /** Deletes what has expired, in one transaction under the housekeeping lock. */
 export async function pruneExpired(sql: Sql): Promise<Pruned | null> {
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const [{ locked }] = await tx<
       { locked: boolean }[]
     >`SELECT pg_try_advisory_xact_lock(${PRUNE_LOCK_KEY}) AS locked`;

@@ -2,6 +2,7 @@
 import type { Queryable, Sql } from "./db.ts";
 import { Conflict } from "./errors.ts";
 import { hashPassword } from "./password.ts";
+import { transaction } from "./connection.ts";
 
 /** What to create. */
 export interface SeedOptions {
@@ -45,7 +46,7 @@ export async function seed(
     hashPassword(options.adminPassword),
   ]);
   const instructorEmail = options.adminEmail.replace(/^[^@]*/, "instructor");
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const [{ count }] = await tx<{ count: number }[]>`SELECT count(*)::int AS count FROM users`;
     if (count > 0) {
       throw new Conflict(`the database already has ${count} users; seed fills an empty database`);

@@ -11,6 +11,7 @@ import type { Sql } from "../db.ts";
 import { SPECIALIZATION_IDS, type SpecializationId } from "../model.ts";
 import type { IntegrityRunner } from "./runner.ts";
 import { checkRecordSchema } from "./store.ts";
+import { transaction } from "../connection.ts";
 
 /** Lists in the response are capped; counts are not. */
 export const REPAIR_LIST_LIMIT = 1000;
@@ -78,7 +79,7 @@ export async function repair(
   options: { studentId?: number; dryRun: boolean; actorId: number | null },
 ): Promise<RepairResult> {
   const studentId = options.studentId ?? null;
-  return await sql.begin(async (tx) => {
+  return await transaction(sql, async (tx) => {
     const inScope = (column: string) => studentId === null ? tx`true` : tx`${tx(column)} = ${studentId}`;
     const buildPlan = (restrict: boolean) =>
       tx`

@@ -9,7 +9,7 @@ import { Unavailable } from "../errors.ts";
 import { errorFields, log } from "../log.ts";
 import type { CheckEvents } from "./events.ts";
 import { LOG_SAMPLE_LIMIT, pruneCheckLogs, writeCheckLog } from "./log_files.ts";
-import { type Replica, replicaLag } from "../replica.ts";
+import { readTransaction, type Replica, replicaLag } from "../replica.ts";
 import { type ScanLock, sessionLock, transactionLock } from "./scan_lock.ts";
 import {
   addCounts,
@@ -37,6 +37,7 @@ import {
   sampleViolations,
   type Trigger,
 } from "./store.ts";
+import { inTransaction, ReservedConnection, transaction } from "../connection.ts";
 
 /** Ranges of students scanned side by side on their own connections (the machines have 2 cores). */
 export const SCAN_PARTITIONS = 2;
@@ -51,6 +52,13 @@ export interface RunnerOptions {
   onRecorded?: (check: CheckRecord) => void;
   /** Told of a run that could not start (the database was down). */
   onUnstarted?: (trigger: Trigger) => void;
+  /**
+   * Told of a full check recorded as failed without a scan's result: a run
+   * that could not start (once its row is written, the database back), a check
+   * left running by a dead process, or this process's own cut by shutdown.
+   * Each row is written by one instance only, so each is told once (notifications).
+   */
+  onClosed?: (check: CheckRecord) => void;
   /** Parallel ranges; default SCAN_PARTITIONS, 1 when the pool is too small. */
   partitions?: number;
   /** Through a pooler: the client whose open transaction holds the scan lock (see above). */
@@ -141,26 +149,31 @@ export class IntegrityRunner {
     if (done === "done" || this.#currentId === null) return;
     const id = this.#currentId;
     await recordInterrupted(this.sql, id).then(
-      () => log("warn", "integrity check interrupted by shutdown", { check_id: id }),
+      (closed) => {
+        log("warn", "integrity check interrupted by shutdown", { check_id: id });
+        if (closed) this.options.onClosed?.(closed);
+      },
       (err) => log("warn", "could not record the interrupted check", { check_id: id, ...errorFields(err) }),
     );
   }
 
   /** The lock's connection (reserved) and the lock on it; `conn` runs the check. */
-  async #lockFor(conn: Sql): Promise<{ lock: ScanLock; done: () => void }> {
-    if (!this.options.lockSql) return { lock: sessionLock(conn), done: () => {} };
-    const own = await this.options.lockSql.reserve();
-    return { lock: transactionLock(own), done: () => own.release() };
+  async #lockFor(conn: ReservedConnection): Promise<{ lock: ScanLock; holder: ReservedConnection }> {
+    if (!this.options.lockSql) return { lock: sessionLock(conn.sql), holder: conn };
+    const own = await ReservedConnection.open(this.options.lockSql);
+    return { lock: transactionLock(own.sql), holder: own };
   }
 
   async #full(trigger: Trigger, fresh: boolean): Promise<CheckRecord> {
     const started = performance.now();
-    const conn = await this.sql.reserve();
+    // A connection the server drops mid-check (a restart, a failover) gets nothing more sent.
+    const reserved = await ReservedConnection.open(this.sql);
+    const conn = reserved.sql;
     let check: CheckRecord;
-    let lockDone = () => {};
+    let holder: ReservedConnection | null = null;
     try {
-      const { lock, done } = await this.#lockFor(conn);
-      lockDone = done;
+      const { lock, holder: lockHolder } = await this.#lockFor(reserved);
+      holder = lockHolder;
       // Fresh: wait for another instance's check to end, then scan ourselves.
       if (!await lock.acquire(fresh ? "wait" : "try")) {
         const theirs = await this.#otherInstance(conn, lock, trigger);
@@ -173,19 +186,20 @@ export class IntegrityRunner {
           const what = trigger === "schedule" ? "this tick" : "this start";
           return await recordSkipped(conn, trigger, `${what} was already handled by check ${done}`);
         }
-        await closeInterrupted(conn);
+        for (const closed of await closeInterrupted(conn)) this.options.onClosed?.(closed);
         await this.#recordUnstarted(conn);
         const id = await insertRunning(conn, trigger, null);
         this.#currentId = id;
         this.options.events?.emit({ id, outcome: "running", trigger, status: null });
-        check = await this.#scanAll(conn, id, started);
+        check = await this.#scanAll(reserved, id, started);
       } finally {
         this.#currentId = null;
-        await lock.release();
+        // A lock whose connection closed went with it.
+        if (holder.alive()) await lock.release();
       }
     } finally {
-      lockDone();
-      conn.release();
+      if (holder && holder !== reserved) holder.release();
+      reserved.release();
     }
     await this.#afterCheck(check, true);
     return check;
@@ -194,8 +208,9 @@ export class IntegrityRunner {
   async #recordUnstarted(conn: Queryable) {
     while (this.#unstarted.length) {
       const run = this.#unstarted[0];
-      await recordUnstarted(conn, run.trigger, run.at, run.error);
+      const recorded = await recordUnstarted(conn, run.trigger, run.at, run.error);
       this.#unstarted.shift();
+      this.options.onClosed?.(recorded);
     }
   }
 
@@ -233,14 +248,16 @@ export class IntegrityRunner {
    * caller scans the primary instead.
    */
   async #scanReplica(
-    conn: Sql,
+    reserved: ReservedConnection,
     id: number,
   ): Promise<{ counts: ScanCounts; at: ReadPosition; ms: number; ranges: number } | null> {
     const replica = this.options.replica!;
+    const conn = reserved.sql;
     const scanStarted = performance.now();
     try {
       const lagS = (await replicaLag(replica.sql)).lagS ?? 0;
-      return await replica.sql.begin("isolation level repeatable read read only", async (rtx) => {
+      // Not begin(): the replica may die mid-read (see lib/connection.ts).
+      return await readTransaction(replica.sql, async (rtx) => {
         // The other ranges import this transaction's snapshot: one consistent view, read in parallel.
         const [{ lsn, snapshot }] = await rtx<{ lsn: string; snapshot: string }[]>`
           SELECT pg_last_wal_replay_lsn()::text AS lsn, pg_export_snapshot() AS snapshot`;
@@ -248,11 +265,11 @@ export class IntegrityRunner {
         const ranges = bounds ? splitRange(bounds.lo, bounds.hi, this.partitions) : [];
         const results = await Promise.allSettled(
           ranges.map(([lo, hi], i) =>
-            i === 0 ? scanRangeFromReplica(rtx, conn, id, lo, hi) : replica.sql.begin(
-              "isolation level repeatable read read only",
+            i === 0 ? scanRangeFromReplica(rtx, conn, id, lo, hi) : readTransaction(
+              replica.sql,
               async (tx) => {
                 await tx.unsafe(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "")}'`);
-                return await this.sql.begin((ptx) => scanRangeFromReplica(tx, ptx, id, lo, hi));
+                return await transaction(this.sql, (ptx) => scanRangeFromReplica(tx, ptx, id, lo, hi));
               },
             )
           ),
@@ -272,6 +289,8 @@ export class IntegrityRunner {
         };
       });
     } catch (err) {
+      // The primary's connection closed, not the replica: the check fails (recorded elsewhere).
+      if (!await reserved.settle(err)) throw err;
       replica.failed(err);
       log("warn", "integrity check: the replica failed, scanning the primary instead", {
         check_id: id,
@@ -283,10 +302,13 @@ export class IntegrityRunner {
   }
 
   /** Scans every range (the first on the locked connection, the rest on pool connections) and records the result. */
-  async #scanAll(conn: Sql, id: number, started: number): Promise<CheckRecord> {
+  async #scanAll(reserved: ReservedConnection, id: number, started: number): Promise<CheckRecord> {
+    const conn = reserved.sql;
+    // Where the outcome is written: the check's connection, or the pool once that one closed.
+    let recorder: Sql = conn;
     const scanStarted = performance.now();
     try {
-      const onReplica = this.options.replica?.state.usable ? await this.#scanReplica(conn, id) : null;
+      const onReplica = this.options.replica?.state.usable ? await this.#scanReplica(reserved, id) : null;
       if (onReplica) {
         await recordSuccess(conn, id, onReplica.counts, round(performance.now() - started), {
           scan_ms: round(onReplica.ms),
@@ -299,8 +321,8 @@ export class IntegrityRunner {
       const results = await Promise.allSettled(
         ranges.map(([lo, hi], i) =>
           i === 0
-            ? transaction(conn, (tx) => scanRange(tx, id, lo, hi))
-            : this.sql.begin("isolation level repeatable read", (tx) => scanRange(tx, id, lo, hi))
+            ? inTransaction(reserved, "isolation level repeatable read", (tx) => scanRange(tx, id, lo, hi))
+            : transaction(this.sql, "isolation level repeatable read", (tx) => scanRange(tx, id, lo, hi))
         ),
       );
       const failed = results.find((r) => r.status === "rejected");
@@ -316,18 +338,20 @@ export class IntegrityRunner {
       });
     } catch (err) {
       log("error", "integrity check failed", { check_id: id, ...errorFields(err) });
+      if (!await reserved.settle(err)) recorder = this.sql;
       // Ranges that did commit leave violations behind; a failed check keeps none.
-      await conn`DELETE FROM integrity_violations WHERE check_id = ${id}`.catch(() => {});
-      await recordFailure(conn, id, describe(err), round(performance.now() - started));
+      await recorder`DELETE FROM integrity_violations WHERE check_id = ${id}`.catch(() => {});
+      await recordFailure(recorder, id, describe(err), round(performance.now() - started));
     }
-    return (await getCheck(conn, id))!;
+    return (await getCheck(recorder, id))!;
   }
 
   async #scoped(trigger: Trigger, userId: number): Promise<CheckRecord> {
     const started = performance.now();
     const id = await insertRunning(this.sql, trigger, userId);
     try {
-      const counts = await this.sql.begin(
+      const counts = await transaction(
+        this.sql,
         "isolation level repeatable read",
         (tx) => scanRange(tx, id, userId, userId),
       );
@@ -410,19 +434,6 @@ async function handledBy(q: Queryable, trigger: Trigger): Promise<number | null>
       AND started_at > now() - make_interval(secs => ${window})
     ORDER BY id DESC LIMIT 1`;
   return row?.id ?? null;
-}
-
-/** Runs `fn` in a REPEATABLE READ transaction on a reserved connection. */
-async function transaction<T>(conn: Sql, fn: (tx: Sql) => Promise<T>): Promise<T> {
-  await conn.unsafe("BEGIN ISOLATION LEVEL REPEATABLE READ");
-  try {
-    const result = await fn(conn);
-    await conn.unsafe("COMMIT");
-    return result;
-  } catch (err) {
-    await conn.unsafe("ROLLBACK").catch(() => {});
-    throw err;
-  }
 }
 
 function round(ms: number): number {

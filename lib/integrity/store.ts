@@ -97,7 +97,7 @@ export async function recordSuccess(
       violation_count = ${counts.violationCount}, consistency_rate = ${rate},
       counts_by_kind = ${q.json(counts.countsByKind)}, timings = ${q.json(timings)},
       read_from = ${readFrom.from}, replica_lsn = ${lsn}::pg_lsn, replica_lag_s = ${lag}
-    WHERE id = ${id}`;
+    WHERE id = ${id} AND outcome = 'running'`; // a check recorded as interrupted (and announced) stays so
 }
 
 /** Where a check read its data. */
@@ -115,11 +115,14 @@ export async function recordFailure(q: Queryable, id: number, error: string, dur
  * Full checks left `running` by a process that died mid-scan become failures.
  * Only call while holding the scan lock: then no full check can be running.
  */
-export async function closeInterrupted(q: Queryable) {
-  await q`
+export async function closeInterrupted(q: Queryable): Promise<CheckRecord[]> {
+  return [
+    ...await q<CheckRecord[]>`
     UPDATE integrity_checks SET outcome = 'failure', finished_at = now(),
       error = 'interrupted: the process ended during the scan'
-    WHERE outcome = 'running' AND scope_user_id IS NULL`;
+    WHERE outcome = 'running' AND scope_user_id IS NULL
+    RETURNING ${checkColumns(q)}`,
+  ];
 }
 
 /** One check by id. */
@@ -174,17 +177,26 @@ export async function pruneHistory(q: Queryable, days: number): Promise<number> 
 }
 
 /** Records a run that could not even start (the database was down then), once it is back. */
-export async function recordUnstarted(q: Queryable, trigger: Trigger, at: Date, error: string) {
-  await q`
+export async function recordUnstarted(
+  q: Queryable,
+  trigger: Trigger,
+  at: Date,
+  error: string,
+): Promise<CheckRecord> {
+  const [row] = await q<CheckRecord[]>`
     INSERT INTO integrity_checks (trigger, outcome, started_at, finished_at, duration_ms, error)
-    VALUES (${trigger}, 'failure', ${at}, ${at}, 0, ${("could not start: " + error).slice(0, 2000)})`;
+    VALUES (${trigger}, 'failure', ${at}, ${at}, 0, ${("could not start: " + error).slice(0, 2000)})
+    RETURNING ${checkColumns(q)}`;
+  return row;
 }
 
 /** Marks one running check as failed because this process is stopping. */
-export async function recordInterrupted(q: Queryable, id: number) {
-  await q`
+export async function recordInterrupted(q: Queryable, id: number): Promise<CheckRecord | null> {
+  const [row] = await q<CheckRecord[]>`
     UPDATE integrity_checks SET outcome = 'failure', finished_at = now(),
       duration_ms = extract(epoch FROM now() - started_at) * 1000,
       error = 'interrupted: the process was stopped during the scan'
-    WHERE id = ${id} AND outcome = 'running'`;
+    WHERE id = ${id} AND outcome = 'running'
+    RETURNING ${checkColumns(q)}`;
+  return row ?? null;
 }
