@@ -70,6 +70,14 @@ export async function findSession(q: Queryable, token: string): Promise<Session 
   };
 }
 
+/** True while the session of `tokenHash` holds (not ended, not expired, its user an active ADMIN). */
+export async function sessionLive(q: Queryable, tokenHash: string): Promise<boolean> {
+  const rows = await q`
+    SELECT 1 FROM admin_sessions s JOIN users u ON u.id = s.user_id
+    WHERE s.token_hash = ${tokenHash} AND s.expires_at > now() AND u.is_active AND u.role = 'ADMIN'`;
+  return rows.length > 0;
+}
+
 /** Ends a session (logout). */
 export async function endSession(q: Queryable, tokenHash: string): Promise<void> {
   await q`DELETE FROM admin_sessions WHERE token_hash = ${tokenHash}`;

@@ -11,10 +11,10 @@ import { csrf } from "hono/csrf";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import type { Admission } from "../lib/admission.ts";
-import { advanceRefusal } from "../lib/canary/advance.ts";
+import { advanceRefusal, changedMeanwhile, fromEvaluatedStep } from "../lib/canary/advance.ts";
 import { inRollout } from "../lib/canary/bucket.ts";
-import { canaryReport } from "../lib/canary/report.ts";
-import { rolloutState, setRollout } from "../lib/canary/rollout.ts";
+import { canaryReport } from "../lib/canary/verdict.ts";
+import { rolloutPercent, rolloutState, setRollout } from "../lib/canary/rollout.ts";
 import type { RolloutCache } from "../lib/canary/rollout_cache.ts";
 import { authenticate } from "../lib/auth.ts";
 import type { Config } from "../lib/config.ts";
@@ -28,7 +28,8 @@ import { healthReport } from "../lib/integrity/report.ts";
 import type { IntegrityRunner } from "../lib/integrity/runner.ts";
 import { listViolations, violationsCsv } from "../lib/integrity/violations.ts";
 import { SPECIALIZATION_IDS, VIOLATION_KINDS } from "../lib/model.ts";
-import { createSession, endSession } from "../lib/sessions.ts";
+import { getCheck } from "../lib/integrity/store.ts";
+import { createSession, endSession, sessionLive } from "../lib/sessions.ts";
 import { studentDetail } from "../lib/students.ts";
 import { requireUser } from "../lib/users.ts";
 import {
@@ -43,6 +44,7 @@ import type { Assets } from "../views/layout.tsx";
 import { ForbiddenPage, LoginPage, MessagePage } from "../views/login_page.tsx";
 import { RepairPage, RepairPanel } from "../views/repair_panel.tsx";
 import { StudentPage, StudentPairs } from "../views/student_page.tsx";
+import { query } from "../views/format.ts";
 import { NotEnabledPage, RolloutPanel } from "../views/rollout_panel.tsx";
 import { liveEvents } from "./admin_events.ts";
 import { isTls } from "./middleware/secure_headers.ts";
@@ -87,11 +89,62 @@ const pageQuery = z.object({
 });
 
 const studentId = z.coerce.number().int().positive().max(2_147_483_647);
+const auditOrCheckId = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
 /** htmx asks for one part (and is not restoring history, which needs the page). */
 function partRequested(c: Context): string | null {
   if (!c.req.header("hx-request") || c.req.header("hx-history-restore-request")) return null;
   return c.req.header("hx-target") ?? null;
+}
+
+/** The path and query of the page htmx asked from (HX-Current-URL), when it is one of ours. */
+function currentPage(c: Context): { path: string; params: Record<string, string> } | null {
+  try {
+    const url = new URL(c.req.header("hx-current-url") ?? "");
+    return { path: url.pathname, params: Object.fromEntries(url.searchParams) };
+  } catch {
+    return null;
+  }
+}
+
+/** The URL parameters of /admin/health that each part's own links and forms set. */
+const PART_OWNS: Record<string, readonly string[]> = {
+  "history-part": ["window"],
+  "violations-part": ["kind", "specialization", "cursor"],
+};
+
+/**
+ * The state a part of /admin/health shows. The page's URL is the truth (the
+ * containers' hidden inputs may be older than it): a part refreshing itself
+ * (the timer or a live event: HX-Trigger is its own id) shows the URL's state
+ * and says which check it showed (`seen`); a link or form inside a part
+ * changes what that part owns and keeps the rest of the URL, and the whole
+ * state is pushed (HX-Push-Url), so reload and back show what is on screen.
+ */
+function partState(c: Context, target: string): { params: Record<string, string>; push?: string } {
+  const page = currentPage(c);
+  const asked = c.req.query();
+  // Without the page's URL (not sent, or not this page) the request is all there is.
+  if (page?.path !== "/admin/health") return { params: asked };
+  const owns = PART_OWNS[target];
+  if (c.req.header("hx-trigger") === target || !owns) {
+    return { params: { ...page.params, ...(asked.seen !== undefined ? { seen: asked.seen } : {}) } };
+  }
+  const params = { ...page.params };
+  for (const key of owns) {
+    delete params[key];
+    if (key in asked) params[key] = asked[key];
+  }
+  const q = pageQuery.parse(params);
+  const push = `/admin/health${
+    query({
+      window: q.window === "24h" ? undefined : q.window,
+      kind: q.kind,
+      specialization: q.specialization,
+      cursor: q.cursor,
+    })
+  }`;
+  return { params, push };
 }
 
 /** The dashboard; mount at "/". */
@@ -230,7 +283,8 @@ export function adminRoutes(
   app.post("/admin/logout", signedIn, async (c) => {
     const session = c.get("session");
     await endSession(sql, session.tokenHash);
-    live.closeSession(session.tokenHash);
+    // Streams on other instances end at their next keep-alive (they ask the database).
+    live.closeSession({ userId: session.userId, sessionKey: session.tokenHash });
     clearSessionCookie(c, trustProxy);
     return c.redirect("/admin/login", 303);
   });
@@ -238,11 +292,14 @@ export function adminRoutes(
   // ---- the health page and its parts -----------------------------------------
 
   app.get("/admin/health", ...dashboard, async (c) => {
-    const view = await healthView(c, c.req.query());
-    switch (partRequested(c)) {
+    const part = partRequested(c);
+    const state = part ? partState(c, part) : { params: c.req.query() };
+    if (state.push) c.header("HX-Push-Url", state.push);
+    const view = await healthView(c, state.params);
+    switch (part) {
       case "live": {
         // A newer check than the one the page shows: the chart and the table come along.
-        const seen = Number(c.req.query("seen") ?? 0);
+        const seen = Number(state.params.seen ?? 0);
         const newer = (view.report.last_check?.id ?? 0) !== seen;
         return c.html(
           <>
@@ -289,8 +346,7 @@ export function adminRoutes(
       return c.redirect(`/admin/health${keep.size ? `?${keep}` : ""}`, 303);
     }
     // The live panel is the answer; the chart and the table come along out of band.
-    const page = new URL(c.req.header("hx-current-url") ?? c.req.url);
-    const view = await healthView(c, Object.fromEntries(page.searchParams));
+    const view = await healthView(c, healthPageParams(c));
     return c.html(
       <>
         <LiveContent view={view} />
@@ -327,11 +383,24 @@ export function adminRoutes(
       const sep = returnTo.includes("?") ? "&" : "?";
       return c.redirect(`${returnTo}${sep}repaired=${result.dry_run ? "" : result.audit_id}`, 303);
     }
-    const panel = <RepairPanel result={result} csrfToken={c.get("session").csrfToken} returnTo={returnTo} />;
-    if (id) return c.html(panel);
+    const csrfToken = c.get("session").csrfToken;
+    const panel = <RepairPanel result={result} csrfToken={csrfToken} returnTo={returnTo} />;
+    const page = currentPage(c);
+    if (page?.path !== "/admin/health") {
+      // From the student's page: its pairs show the repaired state too.
+      if (!id || page?.path !== `/admin/students/${id.data}`) return c.html(panel);
+      const fresh = await studentDetail(sql, id.data);
+      return c.html(
+        <>
+          {panel}
+          <section id="pairs" hx-swap-oob="innerHTML">
+            <StudentPairs student={fresh} check={null} csrfToken={csrfToken} />
+          </section>
+        </>,
+      );
+    }
     // From the health page: the gauge, the cards, the chart and the table show the repaired state.
-    const page = new URL(c.req.header("hx-current-url") ?? c.req.url);
-    const view = await healthView(c, Object.fromEntries(page.searchParams));
+    const view = await healthView(c, page.params);
     return c.html(
       <>
         {panel}
@@ -345,9 +414,23 @@ export function adminRoutes(
 
   // ---- the rollout -------------------------------------------------------------------
 
-  app.post("/admin/rollout", ...dashboard, async (c) => {
+  // Every admin may set the rollout or roll it back, also from the "not enabled" page (so a
+  // 5 % canary or a rollback to 0 % can be undone from the dashboard). Advancing judges the
+  // canary's figures, which are health data: only admins in the rollout see them.
+  app.post("/admin/rollout", signedIn, async (c) => {
     const form = c.get("form") ?? {};
     const session = c.get("session");
+    const inside = inRollout(session.userId, await rollout.percent());
+    if (form.action === "advance" && !inside) {
+      return c.html(
+        <MessagePage
+          assets={assets}
+          title="Not advanced"
+          message="Advancing needs the canary's verdict, which only admins in the rollout see: set a percentage instead, or use deno task canary advance."
+        />,
+        403,
+      );
+    }
     const report = await canaryReport(sql, { window: "1h", soakHours });
     let to: number;
     if (form.action === "advance") {
@@ -375,15 +458,21 @@ export function adminRoutes(
         : form.action === "rollback"
         ? "rollback from the dashboard"
         : null);
-    await setRollout(sql, {
+    const change = await setRollout(sql, {
       percent: to,
       reason,
       source: "dashboard",
       actorId: session.userId,
       actor: session.email,
+      // An advance moves from the step judged above only (two at once make one change).
+      onlyFrom: form.action === "advance" ? fromEvaluatedStep(report) : undefined,
     });
+    if (!change) {
+      const message = `Not advanced: ${changedMeanwhile(report, await rolloutPercent(sql))}.`;
+      return c.html(<MessagePage assets={assets} title="Not advanced" message={message} />, 409);
+    }
     rollout.set(to);
-    return c.redirect("/admin/health#rollout", 303);
+    return c.redirect(`/admin/health#${inRollout(session.userId, to) ? "rollout" : "rollout-control"}`, 303);
   });
 
   // ---- one student ---------------------------------------------------------------
@@ -393,8 +482,20 @@ export function adminRoutes(
     if (!id.success) return notFoundPage(c, "No such student.");
     const student = await studentDetail(sql, id.data).catch(() => null);
     if (!student) return notFoundPage(c, `There is no user #${id.data}.`);
+    // After the no-JavaScript forms (POST, redirect, GET): the check they ran, the repair they made.
+    const checked = auditOrCheckId.safeParse(c.req.query("checked"));
+    const found = checked.success ? await getCheck(sql, checked.data) : null;
+    const check = found?.scope_user_id === id.data ? found : null;
+    const repaired = auditOrCheckId.safeParse(c.req.query("repaired"));
     return c.html(
-      <StudentPage student={student} check={null} now={Date.now()} assets={assets} viewer={viewer(c)} />,
+      <StudentPage
+        student={student}
+        check={check}
+        repairedAudit={repaired.success ? repaired.data : undefined}
+        now={Date.now()}
+        assets={assets}
+        viewer={viewer(c)}
+      />,
     );
   });
 
@@ -405,16 +506,26 @@ export function adminRoutes(
     if (!student) return notFoundPage(c, `There is no user #${id.data}.`);
     metrics.manualChecks.inc();
     const check = await runner.run("manual", id.data);
-    if (!c.req.header("hx-request")) return c.redirect(`/admin/students/${id.data}`, 303);
+    if (!c.req.header("hx-request")) return c.redirect(`/admin/students/${id.data}?checked=${check.id}`, 303);
     const fresh = await studentDetail(sql, id.data);
     return c.html(<StudentPairs student={fresh} check={check} csrfToken={c.get("session").csrfToken} />);
   });
 
   // ---- live updates ------------------------------------------------------------------
 
-  const live = liveEvents(events);
+  const live = liveEvents(events, { sessionLive: (key) => sessionLive(sql, key) });
   metrics.countLiveStreams(() => live.open);
-  app.get("/admin/health/events", ...dashboard, (c) => live.stream(c, c.get("session").tokenHash));
+  app.get(
+    "/admin/health/events",
+    ...dashboard,
+    (c) => live.stream(c, { userId: c.get("session").userId, sessionKey: c.get("session").tokenHash }),
+  );
+
+  /** The query of the health page htmx posted from (none when it came from elsewhere). */
+  function healthPageParams(c: Context): Record<string, string> {
+    const page = currentPage(c);
+    return page?.path === "/admin/health" ? page.params : {};
+  }
 
   function notFoundPage(c: Context<SessionEnv>, message: string) {
     return c.html(<MessagePage assets={assets} title="Not found" message={message} />, 404);

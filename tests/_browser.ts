@@ -1,5 +1,6 @@
 /** Real browsers for the dashboard tests: Debian's Chromium, Firefox ESR and WebKit (never downloaded). */
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 
 /** Where the browsers are on Debian (apt: chromium, firefox-esr, webkit2gtk-driver + xvfb). */
 export const BROWSERS = {
@@ -25,12 +26,11 @@ export function skipNotice(engine: string, missing: string, install: string): vo
 }
 
 /**
- * Where screenshots go: TEST_OUTPUT_DIR/screenshots, by default under the system's temp directory
- * (tests never write into the source tree).
+ * Where screenshots go: TEST_OUTPUT_DIR/screenshots, by default test-output/screenshots in the
+ * checkout (git-ignored), where a person looks after a run.
  */
 export async function screenshotDir(): Promise<string> {
-  const base = Deno.env.get("TEST_OUTPUT_DIR") ??
-    join(Deno.env.get("TMPDIR") ?? "/tmp", "levelguard-test-output");
+  const base = Deno.env.get("TEST_OUTPUT_DIR") ?? fileURLToPath(new URL("../test-output", import.meta.url));
   const dir = join(base, "screenshots");
   await Deno.mkdir(dir, { recursive: true });
   return dir;

@@ -3,8 +3,14 @@
  * pages and their htmx parts, CSV, repair, and escaping. (tests/dashboard_test.ts
  * drives the same pages in real browsers.)
  */
+import { Hono } from "hono";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { rolloutBucket } from "../lib/canary/bucket.ts";
+import { rolloutState, setRollout } from "../lib/canary/rollout.ts";
+import { CheckEvents } from "../lib/integrity/events.ts";
 import { seed } from "../lib/seed.ts";
+import { createSession, endSession, findSession, sessionLive } from "../lib/sessions.ts";
+import { liveEvents, STREAMS_PER_ADMIN } from "../routes/admin_events.ts";
 import type { TestDatabase } from "./_db.ts";
 import { type TestApp, withTestApp } from "./_fixture.ts";
 
@@ -321,4 +327,287 @@ Deno.test("pages carry the strict CSP and no inline script or style", () =>
     ]);
     await css.body?.cancel();
     assertEquals((await c.get("/static/vendor.ts")).status, 404, "only assets are served");
+  }));
+
+Deno.test("GET / sends a browser to the dashboard (the sign-in page first)", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const res = await app.request("http://localhost/");
+    assertEquals([res.status, res.headers.get("location")], [302, "/admin/health"]);
+    const c = client(app);
+    await signIn(c);
+    const signedIn = await c.get("/");
+    assertEquals([signedIn.status, signedIn.headers.get("location")], [302, "/admin/health"]);
+  }));
+
+Deno.test("a part refreshing itself shows the page URL's filters and window; a link in a part pushes the whole state", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    await seeded(db);
+    const check = await deps.runner.run("manual");
+    const missing = check.counts_by_kind!.MISSING_LICENSE;
+    assert(missing > 0, "the seed has missing licenses");
+    const c = client(app);
+    await signIn(c);
+    const page = "http://localhost/admin/health?window=7d&kind=MISSING_LICENSE";
+    const hx = (target: string, current: string, own = false) => ({
+      "hx-request": "true",
+      "hx-target": target,
+      "hx-current-url": current,
+      ...(own ? { "hx-trigger": target } : {}),
+    });
+    // The live panel's poll sends only what it saw (`seen`); a newer check brings the other parts.
+    const live = await c.get("/admin/health?seen=0", hx("live", page, true));
+    assertEquals(live.headers.get("hx-push-url"), null, "a refresh pushes nothing");
+    const html = await live.text();
+    assertMatch(
+      html,
+      /<div id="history-part" hx-swap-oob="innerHTML"><input type="hidden" class="state" name="window" value="7d">/,
+    );
+    assertMatch(html, /<option value="MISSING_LICENSE" selected>/);
+    assertMatch(html, new RegExp(`${missing} violations? match the filter`));
+    const table = html.slice(html.indexOf('<div id="violations-part"'));
+    const kinds = [...table.matchAll(/<tr><td>([^<]+)<\/td>/g)].map((m) => m[1]);
+    assert(kinds.length > 0 && kinds.every((k) => k === "Missing license"), kinds.join());
+    // The table's own refresh, with a form that still holds another kind: the URL wins.
+    const refreshed =
+      await (await c.get("/admin/health?kind=ORPHAN_LICENSE", hx("violations-part", page, true)))
+        .text();
+    assertMatch(refreshed, new RegExp(`${missing} violations? match the filter`));
+
+    // A window link keeps the table's filter and page; a filter keeps the window and starts at page one.
+    const paged = "http://localhost/admin/health?window=7d&kind=MISSING_LICENSE&cursor=abc";
+    const windowed = await c.get("/admin/health?window=1h", hx("history-part", paged));
+    assertEquals(
+      windowed.headers.get("hx-push-url"),
+      "/admin/health?window=1h&kind=MISSING_LICENSE&cursor=abc",
+    );
+    assertMatch(await windowed.text(), /name="window" value="1h"/);
+    const filtered = await c.get(
+      "/admin/health?kind=LEVEL_MISMATCH&specialization=",
+      hx("violations-part", paged),
+    );
+    assertEquals(filtered.headers.get("hx-push-url"), "/admin/health?window=7d&kind=LEVEL_MISMATCH");
+    await filtered.body?.cancel();
+
+    // A header that is not a URL is ignored, never a 500.
+    for (const current of ["::not a url::", "http://localhost/admin/students/3?kind=MISSING_LICENSE"]) {
+      const res = await c.get("/admin/health?seen=0", hx("live", current, true));
+      assertEquals(res.status, 200);
+      assert(!(await res.text()).includes("match the filter"), current);
+    }
+    const token = csrfIn(await (await c.get("/admin/health")).text());
+    const posted = await c.post("/admin/health/check", { _csrf: token }, {
+      "hx-request": "true",
+      "hx-current-url": "::not a url::",
+    });
+    assertEquals(posted.status, 200);
+    await posted.body?.cancel();
+  }));
+
+Deno.test("on a student's page a repair refreshes the pairs too; after the no-JavaScript forms the page says what they did", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    await seeded(db);
+    const first = await deps.runner.run("manual");
+    const [pair] = await db.sql<{ student_id: number; specialization_id: string }[]>`
+      SELECT p.student_id, p.specialization_id FROM specialization_progress p
+      WHERE NOT EXISTS (
+        SELECT 1 FROM integrity_violations v WHERE v.check_id = ${first.id} AND v.student_id = p.student_id)
+      ORDER BY p.student_id LIMIT 1`;
+    const id = pair.student_id;
+    const spec = pair.specialization_id;
+    const breakIt = () =>
+      db.sql`DELETE FROM user_licenses WHERE user_id = ${id} AND specialization_type = ${spec}`;
+    await breakIt();
+    const c = client(app);
+    await signIn(c);
+    const studentPage = await (await c.get(`/admin/students/${id}`)).text();
+    assertMatch(studentPage, new RegExp(`class="pair pair-bad" aria-label="${spec}"`));
+    const token = csrfIn(studentPage);
+    const form = { _csrf: token, student_id: String(id), return_to: `/admin/students/${id}` };
+
+    const fromStudent = await (await c.post("/admin/health/repair", form, {
+      "hx-request": "true",
+      "hx-current-url": `http://localhost/admin/students/${id}`,
+    })).text();
+    assertMatch(fromStudent, new RegExp(`Repaired: student #${id}`));
+    assertMatch(fromStudent, /<section id="pairs" hx-swap-oob="innerHTML">/);
+    assertMatch(fromStudent, new RegExp(`class="pair pair-ok" aria-label="${spec}"`));
+    assert(!fromStudent.includes("out of sync"), "every pair of this student is in sync again");
+
+    // The same repair from a row of the health page refreshes that page's parts instead.
+    await breakIt();
+    const fromHealth = await (await c.post("/admin/health/repair", form, {
+      "hx-request": "true",
+      "hx-current-url": "http://localhost/admin/health",
+    })).text();
+    assertMatch(fromHealth, /<section id="live" hx-swap-oob="innerHTML">/);
+    assert(!fromHealth.includes('id="pairs"'), "no pairs on the health page");
+
+    // Without JavaScript: POST, redirect, and the page shows the result.
+    await breakIt();
+    const repaired = await c.post("/admin/health/repair", form);
+    assertEquals(repaired.status, 303);
+    const [, audit] = /repaired=(\d+)$/.exec(repaired.headers.get("location")!)!;
+    const after = await (await c.get(repaired.headers.get("location")!)).text();
+    assertMatch(after, new RegExp(`Repair done \\(audit entry #${audit}\\)`));
+    assertMatch(after, new RegExp(`class="pair pair-ok" aria-label="${spec}"`));
+    const checked = await c.post(`/admin/students/${id}/check`, { _csrf: token });
+    assertEquals(checked.status, 303);
+    assertMatch(checked.headers.get("location")!, new RegExp(`^/admin/students/${id}\\?checked=\\d+$`));
+    assertMatch(
+      await (await c.get(checked.headers.get("location")!)).text(),
+      /Check #\d+: 0 violations in \d+ pairs/,
+    );
+    // Another check's id (here a full check) or garbage shows nothing.
+    for (const q of [`checked=${first.id}`, "checked=abc", "repaired=-1"]) {
+      const html = await (await c.get(`/admin/students/${id}?${q}`)).text();
+      assert(!/Check #\d+:|Repair done/.test(html), q);
+    }
+  }));
+
+Deno.test("an admin outside the rollout sets it from the 'not enabled' page (CSRF-checked) and sees no health data", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    await seeded(db);
+    const check = await deps.runner.run("manual");
+    const [{ id: adminId }] = await db.sql`SELECT id FROM users WHERE role = 'ADMIN'`;
+    await setRollout(db.sql, {
+      percent: 0,
+      reason: "rolled back",
+      source: "cli",
+      actorId: null,
+      actor: "test",
+    });
+    deps.rollout.set(0);
+    const c = client(app);
+    await signIn(c);
+    const rate = `${(check.consistency_rate! * 100).toFixed(2)} %`;
+    const noHealthData = (html: string) => {
+      assertMatch(html, /Not enabled for you yet/);
+      for (const leak of [rate, 'id="live"', 'role="meter"', "canary metrics", "sse-connect"]) {
+        assert(!html.includes(leak), `${leak} is on the page`);
+      }
+    };
+    const page = await (await c.get("/admin/health")).text();
+    noHealthData(page);
+    assertMatch(page, /<section class="card narrow" id="rollout-control"/);
+    assertMatch(
+      page,
+      /<form method="post" action="\/admin\/rollout" class="inline"><input type="hidden" name="_csrf"/,
+    );
+    const token = csrfIn(page);
+
+    assertEquals((await c.post("/admin/rollout", { action: "set", percent: "100" })).status, 403, "no token");
+    const advance = await c.post("/admin/rollout", { _csrf: token, action: "advance" });
+    assertEquals(advance.status, 403, "advancing needs the canary's figures");
+    assertEquals((await rolloutState(db.sql)).percent, 0, "nothing changed");
+
+    // A step that still leaves this admin out: the page says so, still without health data.
+    const outside = rolloutBucket(adminId);
+    const set = await c.post("/admin/rollout", { _csrf: token, action: "set", percent: String(outside) });
+    assertEquals([set.status, set.headers.get("location")], [303, "/admin/health#rollout-control"]);
+    const still = await (await c.get("/admin/health")).text();
+    noHealthData(still);
+    assertMatch(still, new RegExp(`\\(${outside} % of admins have it\\)`));
+
+    const back = await c.post("/admin/rollout", {
+      _csrf: token,
+      action: "set",
+      percent: "100",
+      reason: "undo",
+    });
+    assertEquals([back.status, back.headers.get("location")], [303, "/admin/health#rollout"]);
+    const state = await rolloutState(db.sql);
+    assertEquals([state.percent, state.last_change?.source, state.last_change?.reason], [
+      100,
+      "dashboard",
+      "undo",
+    ]);
+    assertMatch(await (await c.get("/admin/health")).text(), /id="live"/);
+  }));
+
+/** Reads a response's event stream in the background. */
+function readStream(res: Response) {
+  const reader = res.body!.getReader();
+  const stream = { text: "", done: false, cancel: () => reader.cancel().catch(() => {}) };
+  (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        stream.text += decoder.decode(value, { stream: true });
+      }
+    } catch { /* cancelled */ }
+    stream.done = true;
+  })();
+  return stream;
+}
+
+async function until(what: string, test: () => boolean, ms = 3000) {
+  const deadline = Date.now() + ms;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("an admin holds at most four live streams over all their sessions: a fifth closes the oldest", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const laptop = client(app);
+    const phone = client(app);
+    await signIn(laptop);
+    await signIn(phone);
+    const streams: ReturnType<typeof readStream>[] = [];
+    try {
+      for (let i = 0; i < STREAMS_PER_ADMIN; i++) {
+        const res = await laptop.get("/admin/health/events");
+        assertEquals(res.status, 200);
+        streams.push(readStream(res));
+      }
+      await until("the streams said hello", () => streams.every((s) => s.text.includes("event: hello")));
+      streams.push(readStream(await phone.get("/admin/health/events")));
+      await until("the oldest stream closed", () => streams[0].done);
+      assert(!streams[0].text.includes("session-ended"), "a stream too many is not a sign-out");
+      await until(
+        "the new stream said hello",
+        () => streams[STREAMS_PER_ADMIN].text.includes("event: hello"),
+      );
+      assert(streams.slice(1).every((s) => !s.done), "the others stay open");
+    } finally {
+      await Promise.all(streams.map((s) => s.cancel()));
+    }
+  }));
+
+Deno.test("a sign-out on any instance ends that session's live streams within one keep-alive", () =>
+  withTestApp(async ({ db }) => {
+    await seeded(db);
+    const [{ id: userId }] = await db.sql`SELECT id FROM users WHERE role = 'ADMIN'`;
+    const sessionKey = async () =>
+      (await findSession(db.sql, (await createSession(db.sql, userId, 3600)).token))!.tokenHash;
+    const [here, elsewhere, other] = [await sessionKey(), await sessionKey(), await sessionKey()];
+    const live = liveEvents(new CheckEvents(), {
+      sessionLive: (key) => sessionLive(db.sql, key),
+      keepAliveMs: 100,
+    });
+    const app = new Hono();
+    app.get("/events", (c) => live.stream(c, { userId, sessionKey: c.req.query("s")! }));
+    const open = async (key: string) => readStream(await app.request(`/events?s=${key}`));
+    const streams = [await open(here), await open(elsewhere), await open(other)];
+    try {
+      await until("keep-alives flow", () => streams.every((s) => s.text.includes(": keep-alive")));
+      // Signed out on this instance: at once.
+      await endSession(db.sql, here);
+      live.closeSession({ userId, sessionKey: here });
+      await until("this instance's sign-out ended its stream", () => streams[0].done, 50);
+      // Signed out on another instance (only the database knows): at the next keep-alive.
+      const started = Date.now();
+      await endSession(db.sql, elsewhere);
+      await until("the other instance's sign-out ended the stream", () => streams[1].done, 1000);
+      assert(Date.now() - started < 500, `within one keep-alive (${Date.now() - started} ms)`);
+      for (const s of streams.slice(0, 2)) assertMatch(s.text, /event: session-ended\n/);
+      assertEquals([streams[2].done, live.open], [false, 1], "the session still signed in keeps its stream");
+    } finally {
+      await Promise.all(streams.map((s) => s.cancel()));
+    }
   }));

@@ -15,6 +15,8 @@ import { LOAD_SECRET, loadToken } from "./_load.ts";
 import { type ServerProcess, startServer } from "./_process.ts";
 
 const PASSWORD = "admin-password-1";
+/** The narrowest phone the pages are made for (checked for overflow besides the screenshot sizes). */
+const SMALL_PHONE = { name: "small phone", width: 360, height: 740 } as const;
 const ADMIN = "admin@staging.example.com";
 const hasChromium = installed(BROWSERS.chromium);
 if (!hasChromium) skipNotice("Chromium", BROWSERS.chromium, "apt-get install chromium");
@@ -45,6 +47,9 @@ async function overflowing(page: Page, width: number): Promise<string> {
   return await page.evaluate(`
     [...document.querySelectorAll("body *")]
       .filter((e) => e.getBoundingClientRect().right > ${width} + 0.5)
+      // Inside a scrolling box (a wide table) is not past the page's edge.
+      .filter((e) => ![...document.querySelectorAll("body *")].some((box) =>
+        box !== e && box.contains(e) && getComputedStyle(box).overflowX !== "visible"))
       .slice(0, 8)
       .map((e) => e.tagName.toLowerCase() + "." + e.className + " (" +
         Math.round(e.getBoundingClientRect().right) + " px: " + (e.textContent || "").trim().slice(0, 40) + ")")
@@ -149,20 +154,23 @@ Deno.test({
       const page = watch(await context.newPage());
       const shots = await screenshotDir();
 
-      await stepOf("sign-in: a wrong password is refused, the right one lands on /admin/health", async () => {
-        await page.goto(`${a.url}/admin/health`);
-        assertMatch(page.url(), /\/admin\/login\?next=/);
-        await page.fill("#email", ADMIN);
-        await page.fill("#password", "wrong-password");
-        await expectingErrors(async () => {
+      await stepOf(
+        "sign-in: / leads there; a wrong password is refused, the right one lands on /admin/health",
+        async () => {
+          await page.goto(`${a.url}/`);
+          assertEquals(page.url(), `${a.url}/admin/login?next=%2Fadmin%2Fhealth`);
+          await page.fill("#email", ADMIN);
+          await page.fill("#password", "wrong-password");
+          await expectingErrors(async () => {
+            await page.click("form.stack button[type=submit]");
+            assertMatch(await page.locator("[role=alert]").innerText(), /Invalid email or password/);
+          });
+          await page.fill("#password", PASSWORD);
           await page.click("form.stack button[type=submit]");
-          assertMatch(await page.locator("[role=alert]").innerText(), /Invalid email or password/);
-        });
-        await page.fill("#password", PASSWORD);
-        await page.click("form.stack button[type=submit]");
-        await page.waitForURL(`${a.url}/admin/health`);
-        assertEquals(await page.locator("h1").innerText(), "Integrity health");
-      });
+          await page.waitForURL(`${a.url}/admin/health`);
+          assertEquals(await page.locator("h1").innerText(), "Integrity health");
+        },
+      );
 
       await stepOf("the gauge shows the API's consistency rate", async () => {
         const status = await (await api(a, "/api/v1/health/status")).json();
@@ -241,6 +249,36 @@ Deno.test({
         await page.goto(`${a.url}/admin/health`);
       });
 
+      await stepOf("a live update keeps the table's filter, the chart's window and the rows", async () => {
+        await page.selectOption("select[name=kind]", "MISSING_LICENSE");
+        await until("the URL has the filter", () =>
+          Promise.resolve(page.url().includes("kind=MISSING_LICENSE")));
+        await page.locator("#history nav.segmented").getByText("7d").click();
+        await until(
+          "the URL has the window and still the filter",
+          () =>
+            Promise.resolve(page.url().endsWith("/admin/health?window=7d&kind=MISSING_LICENSE")),
+        );
+        const url = page.url();
+        const before = await violationTotal(page);
+        await breakOne(db, 17); // one more missing license
+        const res = await api(b, "/api/v1/health/check-now", { method: "POST" });
+        await res.body?.cancel();
+        await until("the live update brought the new violation", async () =>
+          (await violationTotal(page)) > before);
+        await new Promise((r) =>
+          setTimeout(r, 500)
+        ); // every refresh the event started has landed
+        assertEquals(page.url(), url);
+        assertEquals(await page.locator("select[name=kind]").inputValue(), "MISSING_LICENSE");
+        assertMatch(await page.locator("#violations p.muted").first().innerText(), /match the filter/);
+        const kinds = await page.locator("#violations tbody td:first-child").allInnerTexts();
+        assert(kinds.length > 0 && kinds.every((k) => k === "Missing license"), kinds.join());
+        assertEquals(await page.locator('#history [aria-current="true"]').innerText(), "7d");
+        assertEquals(await page.locator("#live input[name=window]").first().inputValue(), "7d");
+        await page.goto(`${a.url}/admin/health`);
+      });
+
       await stepOf("a <script> stored in a user's name renders as text", async () => {
         await db
           .sql`UPDATE users SET full_name = ${"<script>window.pwned = 1</script><img src=x onerror=alert(1)>"} WHERE id = 5`;
@@ -259,7 +297,7 @@ Deno.test({
           for (const [name, path] of pages) {
             await page.goto(`${a.url}${path}`);
             assertEquals(await axeViolations(page), [], `${name} has accessibility violations`);
-            for (const v of VIEWPORTS) {
+            for (const v of [SMALL_PHONE, ...VIEWPORTS]) {
               await page.setViewportSize({ width: v.width, height: v.height });
               // Layout may settle a frame after the resize (or after a live swap landing meanwhile).
               const width = () => page.evaluate("document.documentElement.scrollWidth");
@@ -289,22 +327,44 @@ Deno.test({
         },
       );
 
-      await stepOf("repair with a preview fixes the pairs and the table empties", async () => {
-        await page.goto(`${a.url}/admin/health`);
-        await page.click("text=Repair all…");
-        await page.locator("#repair-panel").getByText("would be re-synced").waitFor();
-        await page.locator("#repair-panel button.danger").click();
-        await page.locator("#repair-panel").getByText("re-synced. Audit entry").waitFor();
-        await until(
-          "the table is empty",
-          async () => (await page.locator("#violations .empty").count()) === 1,
-          5000,
-        );
-        await until(
-          "the gauge shows the repaired state",
-          async () => (await page.locator("[role=meter]").getAttribute("aria-valuenow")) === "100.00",
-        );
-      });
+      await stepOf(
+        "repair with a preview fixes the pairs, the table empties and the gauge animates",
+        async () => {
+          await page.goto(`${a.url}/admin/health`);
+          const gaugeTransition =
+            `getComputedStyle(document.getElementById("gauge-value")).transitionDuration`;
+          await page.emulateMedia({ reducedMotion: "reduce" });
+          assertEquals(
+            await page.evaluate(gaugeTransition),
+            "0s",
+            "no animation when reduced motion is asked for",
+          );
+          await page.emulateMedia({ reducedMotion: "no-preference" });
+          assertMatch(String(await page.evaluate(gaugeTransition)), /^0\.9s/);
+          // htmx settles the arc's offset (layout.tsx): the new arc starts at the old value, so CSS animates it.
+          await page.evaluate(`window.gaugeRuns = [];
+          document.addEventListener("transitionrun", (e) => {
+            if (e.target.id === "gauge-value") window.gaugeRuns.push(e.propertyName);
+          });`);
+          await page.click("text=Repair all…");
+          await page.locator("#repair-panel").getByText("would be re-synced").waitFor();
+          await page.locator("#repair-panel button.danger").click();
+          await page.locator("#repair-panel").getByText("re-synced. Audit entry").waitFor();
+          await until(
+            "the table is empty",
+            async () => (await page.locator("#violations .empty").count()) === 1,
+            5000,
+          );
+          await until(
+            "the gauge shows the repaired state",
+            async () => (await page.locator("[role=meter]").getAttribute("aria-valuenow")) === "100.00",
+          );
+          await until(
+            "the gauge's arc was animated to the new value",
+            async () => ((await page.evaluate("window.gaugeRuns")) as string[]).includes("stroke-dashoffset"),
+          );
+        },
+      );
 
       await stepOf("a student who signs in gets a clear 403 page", async () => {
         const other = watch(await browser!.newPage());

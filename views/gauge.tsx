@@ -2,8 +2,10 @@
  * The consistency gauge: an SVG half circle filled to the rate, coloured by
  * status. The arc spans 90 % to 100 %, where the thresholds (95 %, 99 %) and
  * the daily movement are; lower rates leave it empty and are critical anyway.
- * The value arc keeps its id across refreshes, so htmx's settle step lets CSS
- * animate it from the previous value (unless reduced motion is asked for).
+ * The gauge and its value arc keep their ids across refreshes, so htmx's
+ * settle step (layout.tsx's `attributesToSettle`) first gives the new arc the
+ * old offset and colour, then the new ones, and CSS animates between them
+ * (unless reduced motion is asked for).
  */
 import { percent } from "./format.ts";
 
@@ -33,6 +35,7 @@ export function Gauge(props: { rate: number | null; status: string }) {
   const label = props.rate === null ? "no check yet" : `${percent(props.rate)} consistent (${props.status})`;
   return (
     <div
+      id="gauge"
       class={`gauge gauge-${props.status}`}
       role="meter"
       aria-label="Consistency rate"

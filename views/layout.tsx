@@ -20,13 +20,17 @@ export interface Viewer {
 // htmx without eval (so the CSP needs no 'unsafe-eval'), without its inline
 // indicator styles (the CSP refuses inline style), and with a full reload when
 // the back button reaches a page it did not keep (the server renders it).
-const HTMX_CONFIG = JSON.stringify({
+// Settling also carries the gauge's SVG attributes (htmx 2 settles only class,
+// style, width and height): the new arc starts at the old offset, so its CSS
+// transition runs.
+export const HTMX_CONFIG = JSON.stringify({
   includeIndicatorStyles: false,
   allowEval: false,
   allowScriptTags: false,
   selfRequestsOnly: true,
   historyCacheSize: 0,
   refreshOnHistoryMiss: true,
+  attributesToSettle: ["class", "style", "width", "height", "stroke-dashoffset", "stroke-opacity"],
 });
 
 /** The page around `children`. */

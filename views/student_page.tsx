@@ -104,6 +104,8 @@ export function StudentPage(
   props: {
     student: StudentDetail;
     check: CheckRecord | null;
+    /** The audit entry of the repair the no-JavaScript form just made (its redirect's `?repaired=`). */
+    repairedAudit?: number;
     now: number;
     assets: Assets;
     viewer: { email: string; csrfToken: string };
@@ -124,6 +126,11 @@ export function StudentPage(
           {student.is_active ? "" : " · inactive"}
         </p>
       </div>
+      {props.repairedAudit && (
+        <p class="notice" role="status">
+          Repair done (audit entry #{props.repairedAudit}): the pairs below show the repaired state.
+        </p>
+      )}
       <section id="pairs" class="card wide" aria-labelledby="pairs-title">
         <StudentPairs student={student} check={props.check} csrfToken={props.viewer.csrfToken} />
       </section>

@@ -23,6 +23,16 @@
     });
   });
 
+  // The gauge animates from the old value: htmx swaps in the new arc with the old offset and
+  // sets the new one 20 ms later (settle). CSS only transitions from a value the browser has
+  // computed, and a busy page may not render in between: compute it now.
+  function computeGauge() {
+    const arc = document.getElementById("gauge-value");
+    if (arc) globalThis.getComputedStyle(arc).strokeDashoffset;
+  }
+  document.addEventListener("htmx:afterSwap", computeGauge);
+  document.addEventListener("htmx:oobAfterSwap", computeGauge);
+
   // A part answered with an error keeps what it showed and says so once.
   document.addEventListener("htmx:responseError", function (event) {
     const status = event.detail && event.detail.xhr ? event.detail.xhr.status : 0;
