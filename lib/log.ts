@@ -1,18 +1,41 @@
-/** Structured logging: one JSON object per line on stdout (errors on stderr). */
+/**
+ * Structured logging: one JSON object per line on stdout (errors on stderr).
+ * Lines written while a request is answered carry its fields (request_id,
+ * method, route, user_id once known) whatever module writes them: the request
+ * log middleware opens a scope (`inRequestScope`) that `log` reads.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
 
 type Level = "debug" | "info" | "warn" | "error";
 
 let quiet = false;
+
+/** Read when a line is written, so fields learnt later in the request (the user) are there. */
+type ScopeFields = () => Record<string, unknown>;
+
+const requestScope = new AsyncLocalStorage<{ fields: ScopeFields; start: number }>();
 
 /** Silences info/debug lines (tests turn this on to keep output readable). */
 export function setQuiet(value: boolean) {
   quiet = value;
 }
 
-/** Writes one JSON log line. */
+/** Runs `fn` with every line it logs (also from awaited work) carrying `fields()`. */
+export function inRequestScope<T>(fields: ScopeFields, fn: () => T): T {
+  return requestScope.run({ fields, start: performance.now() }, fn);
+}
+
+/** Milliseconds since the current request began (2 decimals), or undefined outside one. */
+export function requestElapsedMs(): number | undefined {
+  const scope = requestScope.getStore();
+  return scope ? Math.round((performance.now() - scope.start) * 100) / 100 : undefined;
+}
+
+/** Writes one JSON log line; its own fields win over the request's. */
 export function log(level: Level, msg: string, fields: Record<string, unknown> = {}) {
   if (quiet && (level === "info" || level === "debug")) return;
-  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields });
+  const scoped = requestScope.getStore()?.fields();
+  const line = JSON.stringify({ time: new Date().toISOString(), level, msg, ...scoped, ...fields });
   if (level === "error" || level === "warn") console.error(line);
   else console.log(line);
 }

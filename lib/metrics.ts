@@ -11,12 +11,14 @@
  * lib/event_loop_delay.ts), the GC duration histogram (left out), and those
  * read from /proc/self, which Deno allows only with --allow-all (resident
  * memory replaced by Deno.memoryUsage().rss; virtual memory, heap and file
- * descriptor counts left out rather than read as 0). The active handles/requests/resources counts (no libuv handles: they
- * read 0) and nodejs_version_info (Deno's Node compatibility version) mean
- * nothing here and are left out too; levelguard_build_info has the versions.
+ * descriptor counts left out rather than read as 0). The active
+ * handles/requests/resources counts (no libuv handles: they read 0) and
+ * nodejs_version_info (Deno's Node compatibility version) mean nothing here
+ * and are left out too; levelguard_build_info has the versions.
  */
 import client from "prom-client";
 import type { Admission } from "./admission.ts";
+import { inRollout } from "./canary/bucket.ts";
 import { registerEventLoopDelay } from "./event_loop_delay.ts";
 import type { HealthReport } from "./integrity/report.ts";
 import type { RepairResult } from "./integrity/repair.ts";
@@ -63,6 +65,10 @@ let processMetrics: client.Registry | undefined;
 // A scrape waits this long for the status report (it is in memory but after a check event).
 const STATUS_READ_MS = 1000;
 
+// Admins change rarely and `users` has no index on role: the list is read again at most this often,
+// in the background while the last one is served, so most scrapes run no query for it.
+const ADMIN_IDS_MAX_AGE_MS = 60_000;
+
 /** The value, or null when it fails or takes longer than `ms`. */
 async function withinMs<T>(work: Promise<T>, ms: number): Promise<T | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -73,6 +79,34 @@ async function withinMs<T>(work: Promise<T>, ms: number): Promise<T | null> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** `read` at most once per scrape: the gauges of one scrape that need it share its answer. */
+function oncePerScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let current: Promise<T> | null = null;
+  // The gauges of a scrape collect concurrently: forget the answer once they all have it.
+  return () => current ??= read().finally(() => setTimeout(() => current = null, 0));
+}
+
+/**
+ * `read`'s last value while younger than `maxAgeMs`; older, it is still served
+ * once while a fresh read runs in the background. With no value (the first
+ * scrape, or the last read failed) the caller waits up to `ms` for a read:
+ * null when it fails or is late, so the gauge is absent, not stale.
+ */
+function cachedRead<T>(read: () => Promise<T>, maxAgeMs: number, ms: number): () => Promise<T | null> {
+  let value: { v: T; at: number } | null = null;
+  let reading: Promise<T | null> | null = null;
+  const refresh = () =>
+    reading ??= withinMs(read(), ms).then((v) => {
+      value = v === null ? null : { v, at: performance.now() };
+      return v;
+    }).finally(() => reading = null);
+  return async () => {
+    if (!value) return await refresh();
+    if (performance.now() - value.at >= maxAgeMs) refresh();
+    return value.v;
+  };
 }
 
 /**
@@ -137,6 +171,10 @@ export interface MetricSources {
   replica?: () => ReplicaState;
   /** This process's connections by state (server mode; the embedded database has one). */
   connections?: () => Promise<{ busy: number; idle: number } | null>;
+  /** The dashboard's rollout percentage (the canary). */
+  rolloutPercent?: () => Promise<number>;
+  /** The ids of the active admins (one small query; cached here, see ADMIN_IDS_MAX_AGE_MS). */
+  activeAdminIds?: () => Promise<number[]>;
   /** The build's commit, when known. */
   commit?: string;
 }
@@ -239,9 +277,7 @@ export class Metrics {
 
     // Read from the shared state at scrape time (one cached read for all of them). While the
     // database cannot answer, they are absent and the rest of the scrape still works.
-    let report: Promise<HealthReport | null> | null = null;
-    const latest = () =>
-      report ??= withinMs(sources.status(), STATUS_READ_MS).finally(() => setTimeout(() => report = null, 0));
+    const latest = oncePerScrape(() => withinMs(sources.status(), STATUS_READ_MS));
     const fromReport = (fn: (r: HealthReport) => number | null) => async () => {
       const r = await latest();
       return r ? fn(r) : null;
@@ -309,7 +345,7 @@ export class Metrics {
       },
     });
     if (sources.connections) {
-      const connections = sources.connections;
+      const connections = oncePerScrape(sources.connections);
       new client.Gauge({
         name: "levelguard_db_connections",
         help: "This process's open database connections, by state (busy: running a statement or transaction)",
@@ -321,6 +357,19 @@ export class Metrics {
           if (counts) { for (const [state, n] of Object.entries(counts)) this.set({ state }, n); }
         },
       });
+      new OptionalGauge(
+        "levelguard_db_requests_waiting",
+        "Requests waiting for a pool connection: pending requests beyond the busy connections (server mode)",
+        registers,
+        async () => {
+          // No answer in time: the pool could not spare a connection for the count, so all are busy.
+          const busy = (await connections())?.busy ?? sources.poolSize;
+          return Math.max(0, sources.databasePending() - busy);
+        },
+      );
+    }
+    if (sources.rolloutPercent && sources.activeAdminIds) {
+      this.#canaryGauges(sources.rolloutPercent, sources.activeAdminIds);
     }
     new client.Gauge({
       name: "levelguard_password_queue_length",
@@ -374,6 +423,38 @@ export class Metrics {
         this.set(liveStreams());
       },
     });
+  }
+
+  /**
+   * The canary (the plan's "admins in the canary"): the dashboard's rollout
+   * percentage and how many active admins it takes in (lib/canary/bucket.ts).
+   * Both absent while the database does not answer within a second.
+   */
+  #canaryGauges(percent: () => Promise<number>, adminIds: () => Promise<number[]>) {
+    const registers = [this.registry];
+    const readPercent = oncePerScrape(() => withinMs(percent(), STATUS_READ_MS));
+    const readIds = cachedRead(adminIds, ADMIN_IDS_MAX_AGE_MS, STATUS_READ_MS);
+    new OptionalGauge(
+      "levelguard_canary_rollout_percent",
+      "Percentage of admins the new dashboard is rolled out to (0..100)",
+      registers,
+      readPercent,
+    );
+    new OptionalGauge(
+      "levelguard_canary_admins",
+      "Active admins inside the dashboard rollout (business gauge)",
+      registers,
+      async () => {
+        const [p, ids] = await Promise.all([readPercent(), readIds()]);
+        return p === null || ids === null ? null : ids.filter((id) => inRollout(id, p)).length;
+      },
+    );
+    new OptionalGauge(
+      "levelguard_active_admins",
+      "Active admin accounts (the canary's population)",
+      registers,
+      async () => (await readIds())?.length ?? null,
+    );
   }
 
   /** Every known label set starts at 0, so rates and alerts see a series before the first event. */

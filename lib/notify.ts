@@ -3,9 +3,12 @@
  * in another state than the full check recorded before it (healthy, degraded,
  * critical, or failing), one JSON event is POSTed to each ALERT_WEBHOOK_URLS
  * entry. Full checks never overlap across instances and each is recorded by
- * exactly one of them, so each change is sent once. Delivery runs in the
- * background with a timeout and retries; failures are logged and counted,
- * never thrown at the check.
+ * exactly one of them, so each change is sent once. Failures without a scan
+ * count too (a run that could not start, recorded once the database is back;
+ * an interrupted check): whoever writes their row tells the notifier, so a
+ * recovery is never announced without the failure before it. Delivery runs in
+ * the background, in order, with a timeout and retries; failures are logged
+ * and counted, never thrown at the check.
  */
 import type { Counter } from "prom-client";
 import type { Queryable } from "./db.ts";
@@ -92,26 +95,52 @@ export function statusChangeEvent(
   };
 }
 
-/** The full check recorded before `id` (success or failure), as a state. */
-async function stateBefore(q: Queryable, id: number): Promise<NotifiedState> {
-  const [row] = await q<Pick<CheckRecord, "outcome" | "status">[]>`
-    SELECT outcome, status FROM integrity_checks
-    WHERE scope_user_id IS NULL AND outcome IN ('success', 'failure') AND id < ${id}
-    ORDER BY id DESC LIMIT 1`;
-  return row ? stateOf(row) : "unknown";
+/**
+ * The state before `check`: of the full checks recorded before it (smaller
+ * ids: final, so every instance would decide the same), the one that finished
+ * last. A run that could not start is recorded late, with the time it failed;
+ * `stale` when a check recorded before it finished after it: old news, not a
+ * change (another instance already ran a check after that outage).
+ */
+async function stateBefore(
+  q: Queryable,
+  check: CheckRecord,
+): Promise<{ state: NotifiedState; stale: boolean }> {
+  const [row] = await q<Pick<CheckRecord, "outcome" | "status" | "finished_at">[]>`
+    SELECT outcome, status, iso_utc(finished_at) AS finished_at FROM integrity_checks
+    WHERE scope_user_id IS NULL AND outcome IN ('success', 'failure') AND id < ${check.id}
+    ORDER BY integrity_checks.finished_at DESC NULLS LAST, id DESC LIMIT 1`;
+  if (!row) return { state: "unknown", stale: false };
+  const later = row.finished_at !== null && check.finished_at !== null &&
+    Date.parse(row.finished_at) > Date.parse(check.finished_at);
+  return { state: stateOf(row), stale: later };
 }
+
+// Check ids this process has handled, so a check told twice (interrupted, then finishing) is sent once.
+const REMEMBERED_CHECKS = 1000;
 
 /** Sends status changes to the configured webhooks. */
 export class StatusNotifier {
   readonly #pending = new Set<Promise<void>>();
+  readonly #handled = new Set<number>();
+  /** The last status change under way: the next one is sent after it, so receivers see them in order. */
+  #last: Promise<void> = Promise.resolve();
 
   constructor(private readonly q: Queryable, private readonly options: NotifierOptions) {}
 
-  /** Told of every check this instance recorded; returns at once (delivery is in the background). */
+  /**
+   * Told of every full check this instance recorded or closed (failed without
+   * a scan); returns at once (delivery is in the background).
+   */
   checkRecorded(check: CheckRecord): void {
     if (this.options.urls.length === 0) return;
     if (check.scope_user_id !== null || (check.outcome !== "success" && check.outcome !== "failure")) return;
-    this.#track(this.#notify(check));
+    if (this.#handled.has(check.id)) return;
+    this.#handled.add(check.id);
+    if (this.#handled.size > REMEMBERED_CHECKS) this.#handled.delete(this.#handled.values().next().value!);
+    const work = this.#last.then(() => this.#notify(check));
+    this.#last = work.catch(() => {});
+    this.#track(work);
   }
 
   /** POSTs any event (a `text` for chat tools plus fields) to every URL, in the background. */
@@ -137,8 +166,8 @@ export class StatusNotifier {
   }
 
   async #notify(check: CheckRecord): Promise<void> {
-    const before = await stateBefore(this.q, check.id);
-    if (!isChange(before, stateOf(check))) return;
+    const { state: before, stale } = await stateBefore(this.q, check);
+    if (stale || !isChange(before, stateOf(check))) return;
     const event = statusChangeEvent(check, before, this.options.publicUrl);
     log("info", "status changed", { from: before, to: event.status_after, check_id: check.id });
     await Promise.all(this.options.urls.map((url) => this.#deliver(url, event)));

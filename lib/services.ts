@@ -77,6 +77,8 @@ export async function buildServices(
       if (config.CANARY_AUTO_ROLLBACK) autoRollback.checkRecorded(check);
     },
     onUnstarted: (trigger) => metrics.recordUnstarted(trigger),
+    // Failures without a scan: announced like recorded ones, so a recovery never comes unannounced.
+    onClosed: (check) => notifier.checkRecorded(check),
   });
   const watch = new DatabaseWatch({ probe: db.probe });
   const status = new StatusCache(db.sql, config, runner, events);
@@ -85,6 +87,7 @@ export async function buildServices(
     concurrency: config.PASSWORD_HASH_CONCURRENCY,
     maxWaitMs: config.PASSWORD_QUEUE_MAX_WAIT_MS,
   });
+  const rollout = new RolloutCache(db.sql);
   const metrics = new Metrics({
     status: () => status.report(),
     passwords,
@@ -92,6 +95,8 @@ export async function buildServices(
     replica: replica ? () => replica.state : undefined,
     connections: db.kind !== "embedded" ? () => connectionCounts(db.sql) : undefined,
     poolSize: db.sql.options?.max ?? config.DB_POOL_MAX,
+    rolloutPercent: () => rollout.percent(),
+    activeAdminIds: () => activeAdminIds(db.sql),
     commit: commit(),
   });
   const notifier = new StatusNotifier(db.sql, {
@@ -99,7 +104,6 @@ export async function buildServices(
     publicUrl: config.PUBLIC_URL,
     counter: metrics.notifications,
   });
-  const rollout = new RolloutCache(db.sql);
   const requestStats = new RequestStats(db.sql, APPLICATION_NAME);
   const autoRollback = new AutoRollback({
     sql: db.sql,
@@ -126,6 +130,12 @@ export async function buildServices(
     replica,
     reads: () => replica?.reader() ?? db.sql,
   };
+}
+
+/** The active admins' ids: the canary's population (a handful of rows; metrics cache them). */
+async function activeAdminIds(sql: Sql): Promise<number[]> {
+  const rows = await sql<{ id: number }[]>`SELECT id FROM users WHERE role = 'ADMIN' AND is_active`;
+  return rows.map((r) => r.id);
 }
 
 /** The commit this checkout is at (LEVELGUARD_COMMIT, else .git/HEAD), or undefined. */

@@ -18,8 +18,9 @@ import {
   Unauthenticated,
   Unavailable,
 } from "../lib/errors.ts";
-import { errorFields, log } from "../lib/log.ts";
+import { errorFields, log, requestElapsedMs } from "../lib/log.ts";
 import { unavailability } from "../lib/retry.ts";
+import { requestFields } from "./middleware/log_scope.ts";
 
 const PROBLEM_BASE = "https://levelguard.dev/problems/";
 
@@ -136,21 +137,21 @@ export function problemFor(err: unknown): Problem | null {
   return null;
 }
 
+/** The request fields of an error line, as the request line has them (also outside the log scope). */
+function errorContext(c: Context, status: number): Record<string, unknown> {
+  return { ...requestFields(c), path: c.req.path, status, duration_ms: requestElapsedMs() };
+}
+
 /** Hono's onError: mapped errors keep their status; anything else is a 500 without internals. */
 export function onError(err: Error, c: Context): Response {
   const mapped = problemFor(err);
   if (mapped) {
     if (mapped.status === 503) {
-      log("warn", "request refused: unavailable", { request_id: c.get("requestId"), error: err.message });
+      log("warn", "request refused: unavailable", { ...errorContext(c, 503), error: err.message });
     }
     return respond(c, mapped);
   }
-  log("error", "unhandled error", {
-    request_id: c.get("requestId"),
-    method: c.req.method,
-    path: c.req.path,
-    ...errorFields(err),
-  });
+  log("error", "unhandled error", { ...errorContext(c, 500), ...errorFields(err) });
   return respond(c, { status: 500, detail: "Something went wrong; quote the request id when reporting it" });
 }
 

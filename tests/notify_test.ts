@@ -1,9 +1,15 @@
 /** Status-change notifications to ALERT_WEBHOOK_URLS, against a real local receiver. */
+import postgres from "postgres";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { clientOptions } from "../lib/db.ts";
+import { IntegrityRunner } from "../lib/integrity/runner.ts";
+import { runScheduled } from "../lib/integrity/schedule.ts";
 import { isChange, type StatusChangeEvent, StatusNotifier } from "../lib/notify.ts";
-import { capturingStderr, withTestApp } from "./_fixture.ts";
+import { hasServer, pooledPort, type TestDatabase } from "./_db.ts";
+import { capturingStderr, until, withTestApp } from "./_fixture.ts";
 import { dropLicenses, seedConsistent } from "./_integrity.ts";
 import { parseScrape } from "./_prom.ts";
+import { switchableProxy } from "./_proxy.ts";
 
 /** A webhook receiver: answers each POST with the next status of `script` (then 200), keeps the bodies. */
 function receiver(script: (number | "hang")[] = []) {
@@ -169,6 +175,143 @@ Deno.test("an unreachable or hanging receiver never holds up the check; failures
       );
       assert(warnings.some((w) => w.reason === "timed out"));
       assert(!lines.join("\n").includes("secret"), "webhook paths stay out of the logs");
+    });
+  } finally {
+    await hook.close();
+  }
+});
+
+/** The events a receiver got, as [before, after, check id]. */
+const changes = (bodies: StatusChangeEvent[]) =>
+  bodies.map((e) => [e.status_before, e.status_after, e.check_id]);
+
+Deno.test({
+  name: "runs that could not start (database down) are announced as failing once it is back, by one instance",
+  ignore: !hasServer,
+  sanitizeResources: false,
+  sanitizeOps: false,
+}, async () => {
+  const hook = receiver();
+  try {
+    await withTestApp({ env: { ALERT_WEBHOOK_URLS: hook.url } }, async ({ db, deps, logDir }) => {
+      await seedConsistent(db.sql, 20);
+      await deps.runner.run("manual"); // unknown → healthy: no news
+      // Two instances (runner and notifier wired as lib/services.ts wires them) reach the database
+      // through a proxy that the test cuts.
+      const proxy = switchableProxy(db.url);
+      const pool = (max: number) =>
+        postgres(proxy.url, {
+          ...clientOptions({ DB_CONNECT_TIMEOUT_S: 2, DB_STATEMENT_TIMEOUT_MS: 30_000 }, max, {
+            pooled: Boolean(pooledPort),
+          }),
+          backoff: () => 0.05,
+        });
+      // Behind PgBouncer the scan lock needs a client of its own, as lib/services.ts wires it.
+      const pools = [0, 1].map(() => ({ sql: pool(3), lockSql: pooledPort ? pool(2) : undefined }));
+      try {
+        const [a, b] = pools.map(({ sql, lockSql }) => {
+          const notifier = new StatusNotifier(sql, { urls: [new URL(hook.url)] });
+          const runner = new IntegrityRunner(sql, {
+            logDir,
+            historyDays: 30,
+            lockSql,
+            onRecorded: (check) => notifier.checkRecorded(check),
+            onClosed: (check) => notifier.checkRecorded(check),
+          });
+          return { runner, notifier };
+        });
+        proxy.cut();
+        const missed = await capturingStderr(() =>
+          Promise.all([runScheduled(a.runner), runScheduled(b.runner)])
+        );
+        assertEquals(missed.result, [null, null], "neither tick could run");
+        proxy.restore();
+
+        const recovered = await runScheduled(a.runner); // writes its failed run, then checks
+        await a.notifier.settled(5000);
+        // B's failed run is written later, after A's good check: old news, and no second recovery.
+        const late = await b.runner.run("manual");
+        await b.notifier.settled(5000);
+
+        const [unstarted] = await db.sql<{ id: number; error: string }[]>`
+          SELECT id, error FROM integrity_checks WHERE error LIKE 'could not start:%' ORDER BY id LIMIT 1`;
+        assertEquals(changes(hook.bodies), [
+          ["healthy", "failing", unstarted.id],
+          ["failing", "healthy", recovered!.id],
+        ]);
+        assertEquals(late.status, "healthy");
+        assertMatch(
+          hook.bodies[0].text,
+          /^Levelguard is failing \(was healthy\): integrity check #\d+ failed: could not start: /,
+        );
+        assertEquals(hook.bodies[0].error, unstarted.error);
+        const [{ n }] = await db.sql`
+          SELECT count(*)::int AS n FROM integrity_checks WHERE error LIKE 'could not start:%'`;
+        assertEquals(n, 2, "both instances recorded their failed run");
+      } finally {
+        await Promise.all(pools.flatMap((p) => [p.sql, p.lockSql]).map((sql) => sql?.end({ timeout: 1 })));
+        proxy.close();
+      }
+    });
+  } finally {
+    await hook.close();
+  }
+});
+
+Deno.test("a check left running by a dead process is announced as failing by the instance that closes it", async () => {
+  const hook = receiver();
+  try {
+    await withTestApp({ env: { ALERT_WEBHOOK_URLS: hook.url } }, async ({ db, deps }) => {
+      await seedConsistent(db.sql, 20);
+      await deps.runner.run("manual");
+      const [dead] = await db.sql<{ id: number }[]>`
+        INSERT INTO integrity_checks (trigger, outcome, started_at)
+        VALUES ('schedule', 'running', now() - interval '1 minute') RETURNING id`;
+      const next = await deps.runner.run("manual");
+      await deps.notifier.settled(5000);
+      assertEquals(changes(hook.bodies), [["healthy", "failing", dead.id], ["failing", "healthy", next.id]]);
+      assertMatch(hook.bodies[0].error!, /^interrupted/);
+    });
+  } finally {
+    await hook.close();
+  }
+});
+
+/** Holds user_licenses so a scan waits; returns the release. */
+async function blockScans(db: TestDatabase) {
+  const conn = await db.connect(1).reserve();
+  await conn`BEGIN`;
+  await conn`LOCK TABLE user_licenses IN ACCESS EXCLUSIVE MODE`;
+  return async () => {
+    await conn`COMMIT`;
+    conn.release();
+  };
+}
+
+Deno.test({
+  name:
+    "a check cut by shutdown is announced as failing once, and stays failed when its scan ends afterwards",
+  ignore: !hasServer,
+}, async () => {
+  const hook = receiver();
+  try {
+    await withTestApp({ env: { ALERT_WEBHOOK_URLS: hook.url } }, async ({ db, deps }) => {
+      await seedConsistent(db.sql, 20);
+      await deps.runner.run("manual");
+      const release = await blockScans(db);
+      const scan = deps.runner.run("manual");
+      await until("the check is running", async () => {
+        const [row] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks WHERE outcome = 'running'`;
+        return row.n === 1;
+      });
+      await capturingStderr(() => deps.runner.stop(100));
+      await release();
+      const cut = await scan;
+      assertEquals(cut.outcome, "failure", "the scan ending later does not overwrite the interruption");
+      assertMatch(cut.error!, /^interrupted: the process was stopped/);
+      const next = await deps.runner.run("manual");
+      await deps.notifier.settled(5000);
+      assertEquals(changes(hook.bodies), [["healthy", "failing", cut.id], ["failing", "healthy", next.id]]);
     });
   } finally {
     await hook.close();

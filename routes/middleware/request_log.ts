@@ -5,14 +5,7 @@
  */
 import { createMiddleware } from "hono/factory";
 import { log } from "../../lib/log.ts";
-import { routeLabel } from "./metrics.ts";
-
-/** Who made the request, when a token or a dashboard session said so. */
-function userId(vars: Record<string, unknown>): number | undefined {
-  const principal = vars.principal as { userId?: number } | undefined;
-  const session = vars.session as { userId?: number } | undefined;
-  return principal?.userId ?? session?.userId;
-}
+import { requestFields } from "./log_scope.ts";
 
 /** Logs each request after it is answered. */
 export const requestLog = createMiddleware(async (c, next) => {
@@ -20,12 +13,9 @@ export const requestLog = createMiddleware(async (c, next) => {
   await next();
   const status = c.res.status;
   log(status >= 500 ? "error" : "info", "request", {
-    request_id: c.get("requestId"),
-    method: c.req.method,
-    route: routeLabel(c),
+    ...requestFields(c),
     path: c.req.path,
     status,
     duration_ms: Math.round((performance.now() - start) * 100) / 100,
-    user_id: userId(c.var as Record<string, unknown>),
   });
 });

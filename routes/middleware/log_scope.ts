@@ -1,0 +1,31 @@
+/**
+ * Opens the request's log scope (lib/log.ts): every line written while the
+ * request is answered, by any module, carries request_id, method, route (the
+ * pattern) and user_id once a token or session said who called.
+ */
+import type { Context } from "hono";
+import { createMiddleware } from "hono/factory";
+import { inRequestScope } from "../../lib/log.ts";
+import { routeLabel } from "./metrics.ts";
+
+/** Who made the request, when a token or a dashboard session said so. */
+export function userId(c: Context): number | undefined {
+  const vars = c.var as Record<string, unknown>;
+  const principal = vars.principal as { userId?: number } | undefined;
+  const session = vars.session as { userId?: number } | undefined;
+  return principal?.userId ?? session?.userId;
+}
+
+/** The route pattern; before the response exists, without creating one (reading `c.res` would). */
+function route(c: Context): string {
+  if (c.finalized) return routeLabel(c);
+  return c.req.matchedRoutes.findLast((r) => r.method !== "ALL")?.path ?? "unmatched";
+}
+
+/** The request's fields as a log line wants them now. */
+export function requestFields(c: Context): Record<string, unknown> {
+  return { request_id: c.get("requestId"), method: c.req.method, route: route(c), user_id: userId(c) };
+}
+
+/** Registered right after the request id, so everything behind it logs in the scope. */
+export const logScope = createMiddleware((c, next) => inRequestScope(() => requestFields(c), next));
