@@ -11,7 +11,8 @@
  *   - run a check: POST /api/v1/health/check-now (no body).
  * Pass: more than 500 requests/s where the offered load allows it, median
  * under 100 ms (we take 50 ms, see loadtest/README.md), p95 under 500 ms,
- * under 1 % failures.
+ * no failures (the SPEC's "0 errors other than intended 429s/503s": a
+ * login's 503 with Retry-After is expected; the plan says under 1 %).
  *
  * Environment (defaults are the plan's):
  *   BASE_URL               http://localhost:8000
@@ -30,7 +31,8 @@
  *   REPORT_DIR             reports  where handleSummary writes <scenario>-<UTC stamp>.md and .json (must exist)
  *
  * The server must not rate-limit the load generator: RATE_LIMIT_EXEMPT=<its address>/32 or
- * RATE_LIMIT_PER_MINUTE=0. Run: mkdir -p reports && k6 run loadtest/progress_update.js
+ * RATE_LIMIT_PER_MINUTE=0. Run from the repository's root (reports/ is committed, k6 does not create it):
+ * k6 run loadtest/progress_update.js
  * (or `deno task loadtest progress_update`, which starts a seeded server when BASE_URL is unset).
  */
 import http from "k6/http";
@@ -103,16 +105,16 @@ const TARGETS = [
   latencyTarget(STATUS, "med", 50, f, "Health status median", "plan: < 50 ms, cached"),
   latencyTarget(STATUS, "p(95)", 500, f, "Health status p95", "plan"),
   latencyTarget(CHECK, "p(95)", 10000, f, "Check-now p95", "plan: manual check < 10 s"),
-  failureTarget(null, 0.01, "Failure rate, all requests", "plan: < 1 %"),
-  failureTarget(UPDATE, 0.01, "Failure rate, progress updates", "plan: < 1 %"),
+  failureTarget(null, 0, "Failure rate, all requests", "ours: 0 errors, a login's 503 excepted; plan: < 1 %"),
+  failureTarget(UPDATE, 0, "Failure rate, progress updates", "ours: 0 errors; plan: < 1 %"),
   target({
     metric: "checks",
-    expr: "rate>0.99",
+    expr: "rate==1",
     label: "Checks on status and body",
-    target: "> 99 %",
+    target: "100 %",
     unit: "%",
     kind: "correctness",
-    why: "plan: < 1 % failures",
+    why: "ours: 0 errors; plan: < 1 % failures",
   }),
   target({
     metric: "login_failures",

@@ -276,6 +276,23 @@ function assertPassedReport(run: Run & { where: string }) {
 
 const count = (run: Run, metric: string) => run.json.metrics[metric]?.values.count as number | undefined;
 
+/** Passes and fails of the checks whose name matches, from the raw summary's group tree. */
+function checkCounts(run: Run, name: RegExp) {
+  const total = { passes: 0, fails: 0 };
+  // deno-lint-ignore no-explicit-any
+  const walk = (group: any) => {
+    for (const c of group.checks ?? []) {
+      if (name.test(c.name)) {
+        total.passes += c.passes;
+        total.fails += c.fails;
+      }
+    }
+    for (const g of group.groups ?? []) walk(g);
+  };
+  walk(run.json.root_group);
+  return total;
+}
+
 Deno.test({
   name: "each load scenario passes a few seconds' run against a test server and writes the plan's report",
   ignore: !k6 || !hasServer,
@@ -283,18 +300,13 @@ Deno.test({
   withTestApp(async ({ db, dataDir, logDir }) => {
     await seed(db.sql, { students: STUDENTS, desyncRate: 0, ...ACCOUNTS });
     const reportDir = await Deno.makeTempDir({ prefix: "levelguard-loadtest-reports-" });
-    const base = {
+    // The servers run as `deno task loadtest` runs them: exempt from the limit except for security.
+    const envFor = (scenario: Scenario) => ({
       DATABASE_URL: db.url,
-      JWT_SECRET: SECRET,
-      DATA_DIR: dataDir,
-      LOG_DIR: logDir,
-      LOG_REQUESTS: "0",
-      SCAN_ENABLED: "0",
-      DB_POOL_MAX: "4",
-      RATE_LIMIT_PER_MINUTE: "100",
-    };
+      ...serverEnv(scenario, { data: dataDir, logs: logDir, secret: SECRET }),
+    });
     try {
-      const exempt = await startServer({ ...base, RATE_LIMIT_EXEMPT: "127.0.0.1/32,::1/128" });
+      const exempt = await startServer(envFor("progress_update"));
       try {
         await t.step("progress_update", async () => {
           const run = await runScenario("progress_update", exempt, reportDir);
@@ -321,10 +333,16 @@ Deno.test({
           assertEquals(ledger.xp, count(run, "xp_acknowledged")! + 2 * 100);
         });
 
-        await t.step("health_dashboard", async () => {
+        await t.step("health_dashboard, with the dashboard page behind its sign-in form", async () => {
           const run = await runScenario("health_dashboard", exempt, reportDir);
           assertPassedReport(run);
           assert(count(run, "http_reqs{name:health_status}")! > 0);
+          // Signed in through the form (GET + POST), then pages and their live-panel refreshes, all checked.
+          assert(count(run, "http_reqs{name:dashboard_login}")! >= 2, run.where);
+          assert(count(run, "http_reqs{name:dashboard_page}")! > 0, run.where);
+          assert(count(run, "http_reqs{name:dashboard_partial}")! > 0, run.where);
+          assert(checkCounts(run, /^dashboard (page|partial|sign-in)/).passes > 0, run.where);
+          assertMatch(run.markdown, /Dashboard page \(\/admin\/health, signed in through the form\): [1-9]/);
         });
 
         await t.step("security fails, saying why, when the server exempts its client", async () => {
@@ -344,7 +362,7 @@ Deno.test({
         await exempt.stop();
       }
 
-      const limited = await startServer(base);
+      const limited = await startServer(envFor("security"));
       try {
         await t.step("security, whose burst meets 429s and nothing else does", async () => {
           const run = await runScenario("security", limited, reportDir);
@@ -355,6 +373,10 @@ Deno.test({
             assert(count(run, `http_reqs{phase:${phase}}`)! > 0, `${phase} ran`);
           }
           assertEquals(run.json.metrics["checks{phase:rate_limit}"].values.fails, 0);
+          // Setup's budget probe and its three logins are tagged too.
+          assertEquals(count(run, "http_reqs{phase:setup}"), 4);
+          // The injection strings reach the Idempotency-Key header as well.
+          assertEquals(checkCounts(run, /Idempotency-Key/).passes, 2);
         });
       } finally {
         await limited.stop();

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { SEEDED_ACCOUNTS, type SeededCluster, seededCluster } from "../dev/seeded_cluster.ts";
 import { type ServerProcess, startServer } from "../dev/server_process.ts";
-import { argsOrExit } from "./_args.ts";
+import { argsOrExit } from "../args.ts";
 
 /** The scenarios, one k6 script each under loadtest/. */
 export const SCENARIOS = ["progress_update", "coupling_enforcer", "health_dashboard", "security"] as const;

@@ -374,17 +374,19 @@ const loginsGivenUp = new Counter("logins_given_up");
  * @param {string} email
  * @param {string} password
  * @param {number} [attempts]
+ * @param {{ [name: string]: string }} [tags] more tags for the requests and checks (e.g. a `phase`)
  * @returns {{ token: string, renewAt: number, userId: string } | null}
  */
-export function login(baseUrl, email, password, attempts) {
+export function login(baseUrl, email, password, attempts, tags) {
   const tries = attempts || 5;
+  const allTags = withTags({ name: "login" }, tags);
   for (let attempt = 1; attempt <= tries; attempt++) {
     const res = observe(http.post(
       baseUrl + "/api/v1/auth/login",
       JSON.stringify({ email: email, password: password }),
       {
         headers: jsonHeaders(null),
-        tags: { name: "login" },
+        tags: allTags,
         // "Every login succeeds or is told to retry": a 503 with Retry-After is an answer, not a failure.
         responseCallback: http.expectedStatuses(200, 503),
       },
@@ -396,7 +398,7 @@ export function login(baseUrl, email, password, attempts) {
           body.token_type === "bearer") ||
           (r.status === 503 && header(r, "Retry-After") !== null);
       },
-    }, { name: "login" });
+    }, allTags);
     if (res.status === 200 && body && typeof body.access_token === "string") {
       const lifetime = typeof body.expires_in === "number" ? body.expires_in : 1800;
       return {
@@ -458,6 +460,104 @@ export function userToken(baseUrl, email, password) {
 /** Forgets this user's token (after a 401), so the next task logs in again. */
 export function dropToken() {
   session = null;
+}
+
+/**
+ * `base` with `more` added (a new object).
+ * @param {{ [name: string]: string }} base
+ * @param {{ [name: string]: string }} [more]
+ * @returns {{ [name: string]: string }}
+ */
+export function withTags(base, more) {
+  /** @type {{ [name: string]: string }} */
+  const out = {};
+  for (const k in base) out[k] = base[k];
+  for (const k in more || {}) out[k] = /** @type {{ [name: string]: string }} */ (more)[k];
+  return out;
+}
+
+// ---- the dashboard (HTML, cookie session) ------------------------------------
+
+/**
+ * `scheme://host[:port]` of a URL, as a browser sends it in `Origin`.
+ * @param {string} url
+ */
+export function originOf(url) {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]+/i.exec(url);
+  return m ? m[0] : url;
+}
+
+/**
+ * True when `jar` holds a dashboard session for `baseUrl`: `lg_session`, or
+ * `__Host-lg_session` when the server is reached over TLS.
+ * @param {import("k6/http").CookieJar} jar
+ * @param {string} baseUrl
+ */
+export function hasDashboardSession(jar, baseUrl) {
+  const cookies = jar.cookiesForURL(baseUrl + "/admin/health");
+  return Boolean(cookies.lg_session || cookies["__Host-lg_session"]);
+}
+
+/**
+ * Signs in to the dashboard through its form, as a browser does: GET
+ * /admin/login (the form's CSRF token, and its cookie), then POST the form
+ * with `Origin`, without following the 303. Cookies live in `jar` (k6 empties
+ * a user's own jar at every iteration; this one lasts). A 503 with
+ * `Retry-After` (a login storm being shed) is waited out and retried as an API
+ * login is, and counted in the same `login_*` metrics. Requests are tagged
+ * `name: dashboard_login`. Returns true when a session cookie was set.
+ * @param {string} baseUrl
+ * @param {string} email
+ * @param {string} password
+ * @param {import("k6/http").CookieJar} jar
+ * @param {number} [attempts]
+ */
+export function dashboardSignIn(baseUrl, email, password, jar, attempts) {
+  const tries = attempts || 5;
+  const tags = { name: "dashboard_login" };
+  for (let attempt = 1; attempt <= tries; attempt++) {
+    const form = observe(http.get(baseUrl + "/admin/login", {
+      jar: jar,
+      tags: tags,
+      redirects: 0,
+      responseCallback: http.expectedStatuses(200),
+    }));
+    const m = /name="_csrf"\s+value="([^"]+)"/.exec(typeof form.body === "string" ? form.body : "");
+    check(form, {
+      "dashboard sign-in: the form with its CSRF token": function (r) {
+        return r.status === 200 && m !== null;
+      },
+    }, tags);
+    if (m === null) break;
+    const res = observe(http.post(
+      baseUrl + "/admin/login",
+      { _csrf: m[1], next: "/admin/health", email: email, password: password },
+      {
+        jar: jar,
+        tags: tags,
+        redirects: 0,
+        headers: { Origin: originOf(baseUrl), "Sec-Fetch-Site": "same-origin" },
+        responseCallback: http.expectedStatuses(303, 503),
+      },
+    ));
+    const signedIn = res.status === 303 && hasDashboardSession(jar, baseUrl);
+    check(res, {
+      "dashboard sign-in: 303 to /admin/health with a session cookie, or 503 with Retry-After": function (r) {
+        return (signedIn && /\/admin\/health$/.test(header(r, "Location") || "")) ||
+          (r.status === 503 && header(r, "Retry-After") !== null);
+      },
+    }, tags);
+    if (signedIn) return true;
+    if (res.status !== 503 || header(res, "Retry-After") === null) break;
+    if (attempt === tries) {
+      loginsGivenUp.add(1);
+      return false;
+    }
+    loginRetries.add(1);
+    sleep(retryAfter(res, 1));
+  }
+  loginFailures.add(1);
+  return false;
 }
 
 // ---- targets (thresholds) --------------------------------------------------
