@@ -3,8 +3,11 @@
  * their progress, licenses and XP ledger, streamed with COPY from a production
  * database into a migrated, empty staging database.
  *
- * - The source is only read: its connection is read-only by default and every
- *   COPY runs in one REPEATABLE READ READ ONLY transaction (one snapshot).
+ * - The source is only read: every query there runs in a READ ONLY
+ *   transaction, the COPYs in one REPEATABLE READ READ ONLY transaction (one
+ *   snapshot).
+ * - Settings are made inside transactions, never as startup parameters, so
+ *   either URL may go through PgBouncer in transaction pooling.
  * - Emails, names (and, by default, password hashes) are replaced in the
  *   source's own SELECT, so the real values never leave the source.
  * - The target is written in one transaction: a failure leaves it empty.
@@ -17,6 +20,7 @@ import { APPLICATION_NAME, clientOptions, describe, type Queryable, type Sql } f
 import { DatabaseUnavailable, DomainError, MigrationTampered } from "./errors.ts";
 import { type Migration, pendingMigrations, readMigrations } from "./migrate.ts";
 import { hashPassword } from "./password.ts";
+import { transaction } from "./connection.ts";
 
 /** The export was refused before anything was written (the message says why, in one line). */
 export class ExportRefused extends DomainError {
@@ -166,41 +170,85 @@ function sourceSelect(table: StagingTable, selected: string, password: string): 
   }
 }
 
-/** Opens one connection to a side; throws a one-line error naming the side when it does not answer. */
+/**
+ * Opens one connection to a side; throws a one-line error naming the side when it does not answer.
+ * Its only startup parameter is application_name (PgBouncer refuses the others, such as
+ * statement_timeout), and no named prepared statements (a pooler's next transaction may run
+ * on another server connection).
+ */
 async function connect(side: "from" | "to", url: string, timeoutS: number): Promise<Sql> {
-  const base = clientOptions({ DB_CONNECT_TIMEOUT_S: timeoutS, DB_STATEMENT_TIMEOUT_MS: 0 }, 1);
+  const base = clientOptions({ DB_CONNECT_TIMEOUT_S: timeoutS, DB_STATEMENT_TIMEOUT_MS: 0 }, 1, {
+    pooled: true,
+  });
   const sql = postgres(url, {
     ...base,
-    connection: {
-      application_name: `${APPLICATION_NAME}:staging-export`,
-      // The source never writes, whatever a query asks (the COPYs also run READ ONLY).
-      ...(side === "from" ? { default_transaction_read_only: true } : {}),
-    },
+    connection: { application_name: `${APPLICATION_NAME}:staging-export` },
   });
   try {
     await sql`SELECT 1`;
   } catch (err) {
     await sql.end({ timeout: 0 }).catch(() => {});
-    const code = (err as { code?: string }).code;
-    const what = code === "28P01" || code === "28000"
-      ? "refused our credentials"
-      : code === "3D000"
-      ? "does not exist"
-      : "is unreachable";
-    throw new DatabaseUnavailable(`the --${side} database ${what}: ${describe(err)}`);
+    throw new DatabaseUnavailable(connectFailure(side, err));
   }
   return sql;
 }
 
-/** Which cluster and database a connection reached (URL spellings differ; this does not). */
-async function identity(sql: Sql): Promise<string> {
-  const [row] = await sql<{ system: string; db: string }[]>`
+/** The one line telling why a side's connection failed. */
+export function connectFailure(side: "from" | "to", err: unknown): string {
+  const code = (err as { code?: string }).code;
+  if (/unsupported startup parameter/i.test((err as Error)?.message ?? "")) {
+    return `the --${side} database (a pooler?) refused a connection setting: ${describe(err)}; ` +
+      "give a direct URL to the database instead";
+  }
+  const what = code === "28P01" || code === "28000"
+    ? "refused our credentials"
+    : code === "3D000"
+    ? "does not exist"
+    : "is unreachable";
+  return `the --${side} database ${what}: ${describe(err)}`;
+}
+
+/** Runs `fn` in a READ ONLY transaction of the source: nothing there can write. */
+function readOnly<T>(source: Sql, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  return transaction(source, "read only", fn) as Promise<T>;
+}
+
+/**
+ * True when both connections reach the same database of the same cluster (URL spellings
+ * differ; this does not): the clusters' system identifiers and the database names. Where
+ * pg_control_system() is not granted (managed services revoke it), a handshake instead:
+ * the source takes an advisory lock with a random key, and the target looks for it among
+ * the locks of its own database (pg_locks shows the whole cluster's, with their database).
+ */
+export async function sameDatabase(source: Sql, target: Sql): Promise<boolean> {
+  try {
+    const from = await readOnly(source, identity);
+    return from === await identity(target);
+  } catch (err) {
+    if ((err as { code?: string }).code !== "42501") throw err;
+  }
+  const [classid, objid] = crypto.getRandomValues(new Uint32Array(2)).map((k) => k >>> 1);
+  return await readOnly(source, async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock_shared(${classid}::int, ${objid}::int)`;
+    const [{ seen }] = await target<{ seen: boolean }[]>`
+      SELECT EXISTS (
+        SELECT 1 FROM pg_locks
+        WHERE locktype = 'advisory' AND classid = ${classid}::int::oid AND objid = ${objid}::int::oid
+          AND objsubid = 2 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      ) AS seen`;
+    return seen;
+  });
+}
+
+/** Which cluster and database a connection reached. */
+async function identity(q: Queryable): Promise<string> {
+  const [row] = await q<{ system: string; db: string }[]>`
     SELECT system_identifier::text AS system, current_database() AS db FROM pg_control_system()`;
   return `${row.system}/${row.db}`;
 }
 
 /** Refuses a database whose migrations are not exactly this checkout's. */
-async function checkMigrations(sql: Sql, side: "from" | "to", files: Migration[]): Promise<void> {
+async function checkMigrations(sql: Queryable, side: "from" | "to", files: Migration[]): Promise<void> {
   const [{ exists }] = await sql<{ exists: boolean }[]>`
     SELECT to_regclass('schema_migrations') IS NOT NULL AS exists`;
   if (side === "from" && !exists) {
@@ -233,14 +281,35 @@ async function checkMigrations(sql: Sql, side: "from" | "to", files: Migration[]
   }
 }
 
-/** The copied tables that have rows. */
-async function nonEmptyTables(q: Queryable): Promise<string[]> {
-  const [row] = await q<Record<StagingTable, boolean>[]>`
-    SELECT EXISTS (SELECT 1 FROM users) AS users,
-           EXISTS (SELECT 1 FROM specialization_progress) AS specialization_progress,
-           EXISTS (SELECT 1 FROM user_licenses) AS user_licenses,
-           EXISTS (SELECT 1 FROM xp_events) AS xp_events`;
-  return STAGING_TABLES.filter((t) => row[t]);
+/**
+ * The tables a fresh `deno task migrate` fills (the migrations' bookkeeping, reference data and
+ * settings): rows there do not make a target "not empty". A test compares this list with a
+ * freshly migrated database.
+ */
+export const SEEDED_TABLES = [
+  "app_settings",
+  "schema_migrations",
+  "specialization_levels",
+  "specializations",
+];
+
+/**
+ * The application's tables (those of schema_migrations' schema) that have rows, except
+ * SEEDED_TABLES: leftover check history, audit rows, sessions or idempotency keys count too.
+ */
+export async function nonEmptyTables(q: Queryable): Promise<string[]> {
+  const tables = await q<{ name: string; quoted: string }[]>`
+    SELECT c.relname AS name, c.oid::regclass::text AS quoted
+    FROM pg_class c
+    WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass('schema_migrations'))
+      AND c.relname <> ALL(${SEEDED_TABLES}::text[])
+    ORDER BY c.relname`;
+  if (!tables.length) return [];
+  const [row] = await q.unsafe<Record<string, boolean>[]>(
+    `SELECT ${tables.map((t, i) => `EXISTS (SELECT 1 FROM ${t.quoted}) AS t${i}`).join(", ")}`,
+  );
+  return tables.filter((_, i) => row[`t${i}`]).map((t) => t.name);
 }
 
 function refuseNonEmpty(tables: string[]) {
@@ -276,14 +345,13 @@ export async function exportStaging(options: StagingExportOptions): Promise<Stag
     const target = to.value;
 
     // Refusals, before anything is written anywhere.
-    if (await identity(source) === await identity(target)) {
+    if (await sameDatabase(source, target)) {
       throw new ExportRefused(
         "--from and --to are the same database; staging:export copies into another one",
       );
     }
-    await checkMigrations(source, "from", files);
+    await readOnly(source, (tx) => checkMigrations(tx, "from", files));
     await checkMigrations(target, "to", files);
-    refuseNonEmpty(await nonEmptyTables(target));
     const notOwned = await tablesNotOwned(target);
     if (notOwned.length) {
       const what = `the --to role does not own ${notOwned.join(", ")}`;
@@ -291,15 +359,16 @@ export async function exportStaging(options: StagingExportOptions): Promise<Stag
         `${what} (the load switches their foreign keys off); connect as the role that ran deno task migrate`,
       );
     }
+    refuseNonEmpty(await nonEmptyTables(target));
     const hash = replace ? await hashPassword(options.stagingPassword!) : null;
 
     const counts = await copyAll(source, target, options, hash);
     // Fresh statistics for the planner, after the commit (ANALYZE then sees the rows). Not
     // fatal: the copy is committed, and autovacuum analyzes the tables later anyway.
-    const analyzed = await target.unsafe(`ANALYZE ${STAGING_TABLES.join(", ")}`).then(
-      () => true,
-      () => false,
-    );
+    const analyzed = await transaction(target, async (tx) => {
+      await tx`SET LOCAL statement_timeout = 0`;
+      await tx.unsafe(`ANALYZE ${STAGING_TABLES.join(", ")}`);
+    }).then(() => true, () => false);
     return {
       students: counts.students,
       staff: counts.staff,
@@ -366,7 +435,7 @@ async function copyAll(
 ): Promise<Snapshot> {
   let failure: unknown;
   try {
-    return await target.begin(async (dst) => {
+    return await transaction(target, async (dst) => {
       // No statement timeout: a COPY of a big table takes its time.
       await dst`SET LOCAL statement_timeout = 0`;
       await dst`SET LOCAL lock_timeout = '10s'`;
@@ -381,7 +450,7 @@ async function copyAll(
         await dst.unsafe(`ALTER TABLE ${id.table} ALTER COLUMN ${id.column} SET GENERATED BY DEFAULT`);
       }
 
-      const snapshot = await source.begin("isolation level repeatable read read only", async (src) => {
+      const snapshot = await transaction(source, "isolation level repeatable read read only", async (src) => {
         try {
           return await readSource(src, dst, options, hash);
         } catch (err) {

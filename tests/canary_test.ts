@@ -4,7 +4,7 @@
  * refusals, and the automatic rollback (once, with two instances).
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { advanceRefusal } from "../lib/canary/advance.ts";
+import { advanceRefusal, advanceRollout } from "../lib/canary/advance.ts";
 import { inRollout, rolloutBucket } from "../lib/canary/bucket.ts";
 import {
   CANARY_RULES,
@@ -13,10 +13,11 @@ import {
   nextStep,
   overallVerdict,
 } from "../lib/canary/plan.ts";
-import { canaryReport } from "../lib/canary/report.ts";
+import { canaryReport } from "../lib/canary/verdict.ts";
 import { LATENCY_BOUNDS_MS, quantileMs } from "../lib/canary/request_stats.ts";
 import { rolloutState, setRollout } from "../lib/canary/rollout.ts";
 import type { Sql } from "../lib/db.ts";
+import { createSession } from "../lib/sessions.ts";
 import { bearer, type TestApp, withTestApp } from "./_fixture.ts";
 import { seedConsistent } from "./_integrity.ts";
 import { runScript } from "./_process.ts";
@@ -198,6 +199,78 @@ Deno.test("advance refuses while the verdict is not proceed and before the soak 
     await db.sql`DELETE FROM request_stats`;
     r = await report();
     assertEquals([r.verdict, advanceRefusal(r, false), r.rollout.next_step], ["investigate", null, 5]);
+  }));
+
+/** Puts the rollout at `percent` with every canary metric healthy and the step soaked. */
+async function soakedAt(sql: Sql, percent: number) {
+  await setRollout(sql, { percent, reason: "start", source: "cli", actorId: null, actor: "test" });
+  await sql`INSERT INTO integrity_checks (trigger, outcome, status, finished_at, consistency_rate, pairs_checked)
+    VALUES ('schedule', 'success', 'healthy', now(), 1, 40)`;
+  await sql`INSERT INTO request_stats (minute, instance, cohort, requests, errors, latency_buckets)
+    VALUES (date_trunc('minute', now()), 'test', 'canary', 100, 0, '{90,10,0,0,0,0,0,0,0,0,0}')`;
+  await sql`UPDATE audit_log SET at = now() - interval '25 hours' WHERE action = 'rollout.set'`;
+}
+
+const rolloutChanges = async (sql: Sql) =>
+  (await sql`SELECT details->>'from' AS f, details->>'to' AS t FROM audit_log
+    WHERE action = 'rollout.set' ORDER BY id`).map((c) => `${c.f}->${c.t}`);
+
+Deno.test("two advances at once change the rollout once; an advance judged on an older step writes nothing", () =>
+  withTestApp(async ({ db }) => {
+    await seedConsistent(db.sql, 20);
+    await soakedAt(db.sql, 5);
+    const r = await canaryReport(db.sql, { window: "1h", soakHours: 24 });
+    assertEquals([r.verdict, advanceRefusal(r, false)], ["proceed", null], JSON.stringify(r.reasons));
+
+    // Both judged the 5 % step; they race on two connections.
+    const other = db.connect(1);
+    const who = { force: false, reason: "advance", source: "cli" as const, actorId: null, actor: "test" };
+    const outcomes = await Promise.all([advanceRollout(db.sql, r, who), advanceRollout(other, r, who)]);
+    const made = outcomes.filter((o) => o.change);
+    assertEquals(made.map((o) => [o.change!.from, o.change!.to]), [[5, 25]], JSON.stringify(outcomes));
+    const lost = outcomes.find((o) => o.refused !== undefined)!;
+    assertMatch(
+      lost.refused!,
+      /^the rollout changed while this advance was being decided \(it was 5 %, it is 25 % now\)/,
+    );
+    assertEquals(await rolloutChanges(db.sql), ["100->5", "5->25"], "one change, one audit row");
+
+    // Back to 25 through 0: the same percentage, but not the step that was judged.
+    const at25 = await canaryReport(db.sql, { window: "1h", soakHours: 24 });
+    await setRollout(db.sql, { percent: 0, reason: null, source: "cli", actorId: null, actor: "test" });
+    await setRollout(db.sql, { percent: 25, reason: null, source: "cli", actorId: null, actor: "test" });
+    const stale = await advanceRollout(db.sql, at25, { ...who, force: true });
+    assertMatch(stale.refused ?? "", /it was 25 %, it is 25 % now/);
+    const fresh = await advanceRollout(db.sql, await canaryReport(db.sql, { window: "1h", soakHours: 24 }), {
+      ...who,
+      force: true,
+    });
+    assertEquals([fresh.change?.from, fresh.change?.to], [25, 50]);
+    assertEquals(await rolloutChanges(db.sql), ["100->5", "5->25", "25->0", "0->25", "25->50"]);
+  }));
+
+Deno.test("the dashboard's Advance clicked twice at once advances once; the other click gets 409", () =>
+  withTestApp(async ({ app, db }) => {
+    await seedConsistent(db.sql, 20);
+    const admin = await adminAt(db.sql, true, 5);
+    await soakedAt(db.sql, 5);
+    const { token, csrfToken } = await createSession(db.sql, admin, 600);
+    const advance = () =>
+      app.request("http://localhost/admin/rollout", {
+        method: "POST",
+        headers: {
+          cookie: `lg_session=${token}`,
+          origin: "http://localhost",
+          "content-type": "application/x-www-form-urlencoded",
+        },
+        body: new URLSearchParams({ _csrf: csrfToken, action: "advance" }),
+      });
+    const responses = await Promise.all([advance(), advance()]);
+    const statuses = responses.map((r) => r.status).sort();
+    assertEquals(statuses, [303, 409]);
+    const refused = await responses.find((r) => r.status === 409)!.text();
+    assertMatch(refused, /Not advanced: (the rollout changed while|the 25 % step started)/);
+    assertEquals(await rolloutChanges(db.sql), ["100->5", "5->25"]);
   }));
 
 Deno.test("deno task canary: status and evaluate exit by verdict, advance refuses in one line, set audits", () =>

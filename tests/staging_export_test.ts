@@ -4,7 +4,16 @@ import { clientOptions, type Sql } from "../lib/db.ts";
 import { IntegrityRunner } from "../lib/integrity/runner.ts";
 import { verifyPassword } from "../lib/password.ts";
 import { seed } from "../lib/seed.ts";
-import { ExportRefused, exportStaging, STAGING_TABLES } from "../lib/staging_export.ts";
+import { findPgBouncer, startPgBouncer } from "../lib/dev/pgbouncer.ts";
+import {
+  connectFailure,
+  ExportRefused,
+  exportStaging,
+  nonEmptyTables,
+  sameDatabase,
+  SEEDED_TABLES,
+  STAGING_TABLES,
+} from "../lib/staging_export.ts";
 import { createTestDatabase, hasServer, type TestDatabase } from "./_db.ts";
 import { closedPort } from "./_fixture.ts";
 import { breakKnownPairs, type Expected, sortExpected } from "./_integrity.ts";
@@ -581,6 +590,164 @@ Deno.test({
       );
       assertEquals(await counts(target.sql), EMPTY);
     } finally {
+      await target.sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
+      await admin.unsafe(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
+      await admin.end();
+    }
+  }));
+
+Deno.test({
+  name:
+    "a target with rows in any application table is refused, naming them; migrate's own rows are not data",
+  ignore: !hasServer,
+}, () =>
+  withSourceAndTarget(30, async (source, target) => {
+    // SEEDED_TABLES is exactly what a fresh migrate fills.
+    const tables = await target.sql<{ name: string }[]>`
+      SELECT quote_ident(table_name) AS name FROM information_schema.tables
+      WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1`;
+    assert(tables.length >= 14, `${tables.length} tables`);
+    const filled: string[] = [];
+    for (const { name } of tables) {
+      const [{ any }] = await target.sql.unsafe(`SELECT EXISTS (SELECT 1 FROM ${name}) AS any`);
+      if (any) filled.push(name);
+    }
+    assertEquals(filled, [...SEEDED_TABLES].sort());
+    assertEquals(await nonEmptyTables(target.sql), []);
+
+    const user =
+      `INSERT INTO users (id, email, hashed_password, role) VALUES (900001, 'x@old.example', 'x', 'ADMIN')`;
+    const leftovers: [string, string[], string[]][] = [
+      ["integrity_checks", ["INSERT INTO integrity_checks (trigger, outcome) VALUES ('cli', 'success')"], []],
+      ["audit_log", ["INSERT INTO audit_log (action) VALUES ('repair')"], []],
+      ["request_stats", [
+        `INSERT INTO request_stats (minute, instance, cohort, requests, errors, latency_buckets)
+         VALUES (now(), 'old', 'other', 1, 0, '{1}')`,
+      ], []],
+      [
+        "rate_limit_hits",
+        ["INSERT INTO rate_limit_hits (key, hits, reset_at) VALUES ('ip:1', 1, now())"],
+        [],
+      ],
+      ["admin_sessions", [
+        user,
+        `INSERT INTO admin_sessions (token_hash, user_id, csrf_token, expires_at)
+         VALUES ('h', 900001, 'c', now() + interval '1 hour')`,
+      ], ["users"]],
+      ["idempotency_keys", [
+        user,
+        "INSERT INTO idempotency_keys (actor_id, key, request) VALUES (900001, 'k', '1|PLAYER|5')",
+      ], ["users"]],
+    ];
+    const options = { from: source.db.url, to: target.url, keepPasswordHashes: true };
+    for (const [table, inserts, alsoListed] of leftovers) {
+      for (const statement of inserts) await target.sql.unsafe(statement);
+      const refused = await assertRejects(() => exportStaging(options), ExportRefused);
+      const listed = [table, ...alsoListed].sort();
+      assertEquals(
+        refused.message,
+        `the --to database is not empty (${listed.join(", ")} ${listed.length > 1 ? "have" : "has"} rows); ` +
+          "staging:export fills an empty, migrated database",
+      );
+      for (const t of [table, ...alsoListed]) await target.sql.unsafe(`DELETE FROM ${t}`);
+    }
+    assertEquals(await counts(target.sql), EMPTY);
+
+    // Changed settings are configuration, not data: the copy goes ahead.
+    await target.sql`UPDATE app_settings SET value = '5' WHERE key = 'dashboard_rollout_percent'`;
+    const result = await exportStaging(options);
+    assertEquals((await counts(target.sql)).users, result.students + result.staff);
+  }));
+
+Deno.test({
+  name:
+    "through PgBouncer in transaction pooling on both sides the copy works, and the same database is refused",
+  ignore: !hasServer || !findPgBouncer(),
+}, () =>
+  withSourceAndTarget(300, async (source, target) => {
+    const bouncer = await startPgBouncer(findPgBouncer()!, Deno.env.get("LG_TEST_ADMIN_URL")!);
+    try {
+      const from = bouncer.through(source.db.url);
+      const to = bouncer.through(target.url);
+      const same = await assertRejects(
+        () => exportStaging({ from, to: source.db.url, keepPasswordHashes: true }),
+        ExportRefused,
+      );
+      assertMatch(same.message, /same database/);
+
+      const result = await exportStaging({ from, to, stagingPassword: STAGING_PASSWORD });
+      const want = await activeRows(source.db.sql);
+      assertEquals(await counts(target.sql), {
+        users: want.users.length,
+        specialization_progress: want.progress.length,
+        user_licenses: want.licenses.length,
+        xp_events: want.ledger.length,
+      });
+      assertEquals([result.students + result.staff, result.analyzed], [want.users.length, true]);
+      const [{ wrong }] = await target.sql<{ wrong: number }[]>`
+        SELECT count(*)::int AS wrong FROM users WHERE email <> 'user_' || id || '@staging.example.com'`;
+      assertEquals(wrong, 0);
+    } finally {
+      await bouncer.stop();
+    }
+  }));
+
+Deno.test("a pooler refusing a startup parameter is told in one line, with the way out", () => {
+  const err = Object.assign(new Error("unsupported startup parameter: statement_timeout"), { code: "08P01" });
+  const message = connectFailure("from", err);
+  assertMatch(
+    message,
+    /^the --from database \(a pooler\?\) refused a connection setting: .*statement_timeout/,
+  );
+  assertMatch(message, /give a direct URL to the database instead$/);
+  assert(!message.includes("\n"));
+});
+
+Deno.test({
+  name: "where pg_control_system() is revoked, a lock handshake still tells the same database from another",
+  ignore: !hasServer,
+}, () =>
+  withSourceAndTarget(30, async (source, target) => {
+    const role = `lg_test_role_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const admin = postgres(Deno.env.get("LG_TEST_ADMIN_URL")!, { max: 1, onnotice: () => {} });
+    const as = (url: string) => {
+      const u = new URL(url);
+      u.username = role;
+      return u.toString();
+    };
+    const pools: Sql[] = [];
+    const open = (url: string) => {
+      const sql = postgres(url, { max: 1, onnotice: () => {}, prepare: false });
+      pools.push(sql);
+      return sql;
+    };
+    try {
+      await admin.unsafe(`CREATE ROLE ${role} LOGIN`);
+      for (const db of [source.db, target]) {
+        await db.sql`REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC`;
+      }
+      await source.db.sql.unsafe(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+      const from = as(source.db.url);
+      const denied = await assertRejects(
+        () => open(from)`SELECT system_identifier FROM pg_control_system()`,
+        postgres.PostgresError,
+      );
+      assertEquals(denied.code, "42501", "the restricted role cannot read it");
+
+      assertEquals(await sameDatabase(open(from), open(otherSpelling(from))), true);
+      assertEquals(await sameDatabase(open(from), open(as(target.url))), false);
+      assertEquals(await sameDatabase(open(from), open(target.url)), false, "only one side restricted");
+
+      const refused = await assertRejects(
+        () => exportStaging({ from, to: otherSpelling(from), keepPasswordHashes: true }),
+        ExportRefused,
+      );
+      assertMatch(refused.message, /^--from and --to are the same database/);
+      const result = await exportStaging({ from, to: target.url, keepPasswordHashes: true });
+      assertEquals((await counts(target.sql)).users, result.students + result.staff);
+    } finally {
+      await Promise.all(pools.map((p) => p.end({ timeout: 0 })));
+      await source.db.sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
       await target.sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
       await admin.unsafe(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
       await admin.end();

@@ -9,7 +9,7 @@ import { loadConfig } from "../config.ts";
 import { describe } from "../db.ts";
 import { isOneLine, UsageError } from "../errors.ts";
 import { exportStaging, type StagingTable } from "../staging_export.ts";
-import { argsOrExit } from "./_args.ts";
+import { argsOrExit } from "../args.ts";
 import { progressLine } from "./_progress.ts";
 
 const NAME = "staging:export";
@@ -53,10 +53,12 @@ const args = argsOrExit({
     "--limit: a student's last activity is the latest of users.updated_at, their newest xp_events.created_at",
     "and their newest progress updated_at (ties: the higher id); active staff (ADMIN, INSTRUCTOR) are",
     "copied in any case, so staging has an admin.",
-    "Refuses (exit 1, nothing written): the same database twice, a target that has users, progress,",
-    "licenses or ledger rows, either side not migrated to this checkout's migrations, or a --to role",
-    "that does not own the tables (connect as the role that ran deno task migrate). One target",
-    "transaction: a failure leaves the target empty; the source is read in one read-only snapshot.",
+    "Refuses (exit 1, nothing written): the same database twice, a target with rows in any table",
+    "besides what deno task migrate creates (settings, specializations and levels), either side not",
+    "migrated to this checkout's migrations, or a --to role that does not own the tables (connect as",
+    "the role that ran deno task migrate). One target transaction: a failure leaves the target empty;",
+    "the source is read in read-only transactions, the copy in one snapshot. Either URL may go through",
+    "PgBouncer in transaction pooling.",
     "environment: STAGING_PASSWORD (at least 8 characters) unless --keep-password-hashes.",
     "example: STAGING_PASSWORD=... deno task staging:export --from postgres://ro@prod/levelguard \\",
     "           --to postgres://lg@staging/levelguard --limit 10000",
