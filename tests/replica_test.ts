@@ -9,10 +9,13 @@ import postgres from "postgres";
 import { loadConfig } from "../lib/config.ts";
 import { type Database, openDatabase } from "../lib/db.ts";
 import { type Cluster, findPgBin, startCluster, startReplica } from "../lib/dev/cluster.ts";
+import { violationsCsv } from "../lib/integrity/violations.ts";
 import { migrate } from "../lib/migrate.ts";
 import { replicaLag } from "../lib/replica.ts";
 import { seed } from "../lib/seed.ts";
 import { buildServices, type Services } from "../lib/services.ts";
+import { issueToken } from "../lib/tokens.ts";
+import { appDeps, createApp } from "../routes/app.ts";
 import { opsRoutes } from "../routes/ops.ts";
 import { parseScrape } from "./_prom.ts";
 
@@ -60,6 +63,12 @@ async function setup(): Promise<Setup> {
   const standby = postgres(replica.url, { max: 1, onnotice: () => {} });
   // Streaming, and caught up with a write made after the base backup.
   await admin`UPDATE app_settings SET updated_at = now()`;
+  await caughtUp(admin, standby);
+  return { primary, replica, primaryUrl: primary.url, replicaUrl: replica.url, standby, admin };
+}
+
+/** Waits until the replica streams and has replayed everything the primary wrote so far. */
+async function caughtUp(admin: postgres.Sql, standby: postgres.Sql) {
   // The insert position: with synchronous_commit off the write position can still be behind it.
   const [{ lsn }] = await admin<{ lsn: string }[]>`SELECT pg_current_wal_insert_lsn()::text AS lsn`;
   await until("the replica streams and has caught up", async () => {
@@ -68,7 +77,12 @@ async function setup(): Promise<Setup> {
     const lag = await replicaLag(standby).catch(() => null);
     return !row.behind && lag?.streaming === true && lag.lagS === 0;
   });
-  return { primary, replica, primaryUrl: primary.url, replicaUrl: replica.url, standby, admin };
+}
+
+/** Whether `sql` reads on a standby. */
+async function onStandby(sql: postgres.Sql): Promise<boolean> {
+  const [{ standby }] = await sql<{ standby: boolean }[]>`SELECT pg_is_in_recovery() AS standby`;
+  return standby;
 }
 
 async function teardown(s: Setup) {
@@ -172,7 +186,7 @@ Deno.test({
     let ready = await (await ops.request("/readyz")).json();
     assertEquals(ready.replica.in_use, true);
     assertEquals((await scrape()).value("levelguard_replica_in_use"), 1);
-    assertEquals(services.reads(), db.replica, "heavy reads go to the replica");
+    assertEquals(await onStandby(services.reads()), true, "heavy reads go to the replica");
 
     // Replay paused while the primary writes: the replica falls behind the allowance.
     await s.standby`SELECT pg_wal_replay_pause()`;
@@ -205,6 +219,121 @@ Deno.test({
     assertEquals((await scrape()).value("levelguard_replica_lag_seconds"), undefined);
   } finally {
     services.replica?.stop();
+    await db.close();
+    await teardown(s);
+  }
+});
+
+const TOKEN_KEY = new TextEncoder().encode("replica-test-secret-replica-test-secret");
+
+Deno.test({
+  name:
+    "with the replica gone, violation pages, metrics windows and the CSV export answer from the primary at once, and /readyz says so",
+  ignore: !canReplicate,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const s = await setup();
+  const { db, services } = await app(s, 600);
+  // No measurement from here on: only the reads themselves can notice the replica is gone.
+  services.replica!.stop();
+  const http = createApp(await appDeps(services, { tokenKey: TOKEN_KEY }));
+  const { token } = await issueToken(TOKEN_KEY, { userId: 1, role: "ADMIN" }, 600);
+  const get = (path: string) => http.request(path, { headers: { Authorization: `Bearer ${token}` } });
+  const csv = async () =>
+    (await new Response(violationsCsv(services.reads(), {})).text()).trimEnd().split("\n");
+  try {
+    const check = await services.runner.run("manual");
+    assertEquals(check.read_from, "replica");
+    await caughtUp(s.admin, s.standby);
+    assertEquals(await onStandby(services.reads()), true, "pages read on the replica");
+    const page = await (await get("/api/v1/health/violations?limit=50")).json();
+    assertEquals([page.check_id, page.total], [check.id, check.violation_count]);
+    const window = await (await get("/api/v1/health/metrics?window=1h")).json();
+    const rows = await csv();
+    assertEquals(rows.length, 1 + check.violation_count!);
+
+    await s.replica.halt();
+    assertEquals(services.replica!.state.usable, true, "still believed usable: not measured since");
+    // Side by side, each on the replica client it got while the replica was believed usable.
+    const [violations, metrics, exported] = await Promise.all([
+      get("/api/v1/health/violations?limit=50"),
+      get("/api/v1/health/metrics?window=1h"),
+      csv(),
+    ]);
+    assertEquals(violations.status, 200);
+    assertEquals(await violations.json(), page, "the same page, read on the primary");
+    assertEquals(metrics.status, 200);
+    const after = await metrics.json();
+    assertEquals([after.checks, after.history.points], [window.checks, window.history.points]);
+    assertEquals(exported, rows);
+
+    assertEquals(services.replica!.state.usable, false);
+    assertMatch(services.replica!.state.reason!, /^unreachable: /);
+    assertEquals(await onStandby(services.reads()), false, "later reads go straight to the primary");
+    const ready = await (await get("/readyz")).json();
+    assertEquals([ready.status, ready.replica.in_use], ["ready", false]);
+    assertMatch(ready.replica.reason, /^unreachable: /);
+    assertEquals(parseScrape(await services.metrics.scrape()).value("levelguard_replica_in_use"), 0);
+  } finally {
+    await db.close();
+    await teardown(s);
+  }
+});
+
+Deno.test({
+  name:
+    "a replica killed while the check reads its ranges there: the check scans the primary instead and keeps no violation twice",
+  ignore: !canReplicate,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const s = await setup();
+  const { db, services } = await app(s, 600);
+  services.replica!.stop();
+  const holder = await s.admin.reserve();
+  try {
+    const baseline = await services.runner.run("manual");
+    assertEquals([baseline.read_from, baseline.timings?.ranges], ["replica", 2]);
+
+    // A lock on the ledger, taken on the primary, is replayed on the replica: there the scan's
+    // ranges wait for it in the middle of their reads (their first statements do not read the
+    // ledger), with the snapshot taken and the primary's check row written.
+    await holder`BEGIN`;
+    await holder`LOCK TABLE xp_events IN ACCESS EXCLUSIVE MODE`;
+    await until("the replica holds the replayed lock", async () => {
+      const [{ n }] = await s.standby<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_locks
+        WHERE relation = 'xp_events'::regclass AND mode = 'AccessExclusiveLock' AND granted`;
+      return n === 1;
+    });
+    const running = services.runner.run("manual");
+    await until("both ranges wait for the ledger on the replica", async () => {
+      const [{ n }] = await s.standby<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity
+        WHERE application_name LIKE 'levelguard:%' AND wait_event_type = 'Lock'`;
+      return n === 2;
+    });
+    await s.replica.crash();
+    await holder`ROLLBACK`;
+    const check = await running;
+
+    assertEquals([check.outcome, check.read_from, check.replica_lsn], ["success", "primary", null]);
+    assertEquals(check.violation_count, baseline.violation_count);
+    assertEquals(check.counts_by_kind, baseline.counts_by_kind);
+    const violations = (id: number) =>
+      db.sql`SELECT kind, student_id, specialization_id, details FROM integrity_violations
+        WHERE check_id = ${id} ORDER BY student_id, specialization_id, kind`;
+    assertEquals([...await violations(check.id)], [...await violations(baseline.id)], "each violation once");
+    const [{ stray }] = await db.sql<{ stray: number }[]>`
+      SELECT count(*)::int AS stray FROM integrity_violations v JOIN integrity_checks c ON c.id = v.check_id
+      WHERE c.outcome <> 'success'`;
+    assertEquals(stray, 0, "no check but a successful one keeps violations");
+    assertEquals(services.replica!.state.usable, false);
+    assertMatch(services.replica!.state.reason!, /^unreachable: /);
+  } finally {
+    await holder`ROLLBACK`.catch(() => {});
+    holder.release();
     await db.close();
     await teardown(s);
   }

@@ -8,6 +8,8 @@ export interface Cluster {
   stop(): Promise<void>;
   /** Stops the server (`pg_ctl stop -m fast`: sessions are ended) and keeps its data. */
   halt(): Promise<void>;
+  /** Kills the server (`pg_ctl stop -m immediate`: no shutdown checkpoint, as a crash) and keeps its data. */
+  crash(): Promise<void>;
   /** Starts it again on the same port and data. */
   resume(): Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function startCluster(bin: string, settings: Record<string, string>
   const start = () =>
     run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
   const halt = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres);
+  const crash = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"], asPostgres);
   await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -76,6 +79,7 @@ export async function startCluster(bin: string, settings: Record<string, string>
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
     halt,
+    crash,
     resume: start,
   };
 }
@@ -118,6 +122,7 @@ export async function startReplica(
   const start = () =>
     run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
   const halt = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres);
+  const crash = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"], asPostgres);
   await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -126,6 +131,7 @@ export async function startReplica(
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
     halt,
+    crash,
     resume: start,
   };
 }

@@ -75,6 +75,14 @@ export async function startPgBouncer(
     stdout: "null",
     stderr: "piped",
   }).spawn();
+  // Drained as it comes (an unread pipe fills up and stalls pgbouncer on a long run); the tail is
+  // kept for a start-up failure that happens before the log file is open.
+  let stderrTail = "";
+  const stopDraining = new AbortController();
+  const drained = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (text) => void (stderrTail = (stderrTail + text).slice(-2000)) }),
+    { signal: stopDraining.signal },
+  ).catch(() => {});
   // Ready when it accepts connections.
   for (let i = 0;; i++) {
     try {
@@ -83,8 +91,10 @@ export async function startPgBouncer(
     } catch {
       if (i > 100) {
         child.kill();
+        stopDraining.abort();
         const log = await Deno.readTextFile(join(dir, "pgbouncer.log")).catch(() => "");
-        throw new Error(`pgbouncer did not start: ${log.split("\n").slice(-3).join(" ")}`);
+        const said = `${log}\n${stderrTail}`.trim().split("\n").slice(-3).join(" ");
+        throw new Error(`pgbouncer did not start: ${said}`);
       }
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -102,7 +112,8 @@ export async function startPgBouncer(
         child.kill("SIGTERM");
       } catch { /* gone */ }
       await child.status;
-      await child.stderr.cancel().catch(() => {});
+      stopDraining.abort();
+      await drained;
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
