@@ -1,15 +1,17 @@
 /**
  * Stopping the server under load. SIGKILL: the database keeps every
  * acknowledged change and no half-written pair. SIGTERM: the server stops
- * accepting, lets the requests it has finish with 200, and exits 0.
+ * accepting, lets the requests it has finish with 200, and exits 0; a full
+ * check running then finishes within SHUTDOWN_GRACE_S or is recorded as
+ * interrupted, never left 'running'.
  */
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { seed } from "../lib/seed.ts";
 import { hasServer, type TestDatabase } from "./_db.ts";
 import { withTestApp } from "./_fixture.ts";
 import { desyncs } from "./_integrity.ts";
-import { awardLoad, LOAD_SECRET, loadToken, type Sent } from "./_load.ts";
-import { startServer } from "./_process.ts";
+import { awardLoad, loadToken, type Sent } from "./_load.ts";
+import { serverEnv, startServer } from "./_process.ts";
 
 async function seeded(db: TestDatabase) {
   return await seed(db.sql, {
@@ -33,19 +35,6 @@ async function nothingLost(db: TestDatabase, sent: Sent[]) {
   assertEquals(await desyncs(db.sql), 0, "no half-written pair");
 }
 
-function serverEnv(db: TestDatabase, dataDir: string, logDir: string, extra: Record<string, string> = {}) {
-  return {
-    DATABASE_URL: db.url,
-    JWT_SECRET: LOAD_SECRET,
-    DATA_DIR: dataDir,
-    LOG_DIR: logDir,
-    RATE_LIMIT_PER_MINUTE: "0",
-    LOG_REQUESTS: "0",
-    SCAN_ENABLED: "0",
-    ...extra,
-  };
-}
-
 Deno.test({
   name:
     "SIGKILL in the middle of an update load loses no acknowledged change and leaves no half-written pair",
@@ -55,7 +44,7 @@ Deno.test({
 }, () =>
   withTestApp(async ({ db, dataDir, logDir }) => {
     const { adminId } = await seeded(db);
-    const server = await startServer(serverEnv(db, dataDir, logDir));
+    const server = await startServer(serverEnv({ DATABASE_URL: db.url, DATA_DIR: dataDir, LOG_DIR: logDir }));
     // Awards that hold their transaction open a moment, so some are surely in flight at the kill.
     await db.sql`
       CREATE FUNCTION slow_award() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -88,7 +77,9 @@ Deno.test({
 }, () =>
   withTestApp(async ({ db, dataDir, logDir }) => {
     const { adminId } = await seeded(db);
-    const server = await startServer(serverEnv(db, dataDir, logDir, { SHUTDOWN_GRACE_S: "5" }));
+    const server = await startServer(
+      serverEnv({ DATABASE_URL: db.url, DATA_DIR: dataDir, LOG_DIR: logDir, SHUTDOWN_GRACE_S: "5" }),
+    );
     // Requests that hold a row lock a moment, so some are surely in flight at the signal.
     await db.sql`
       CREATE FUNCTION slow_award() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -118,4 +109,114 @@ Deno.test({
     assertEquals(received.filter((s) => s.status !== 200), [], "everything received was answered with 200");
     assert(server.lines.some((l) => l.includes('"msg":"stopped"')), server.lines.join("\n"));
     await nothingLost(db, sent);
+  }));
+
+const GRACE_S = 2;
+/** Past the grace period: closing the pool and exiting. */
+const EXIT_MARGIN_MS = 1500;
+
+/**
+ * A full check that cannot finish on its own (the test holds an exclusive lock on
+ * the table it reads), then SIGTERM; the lock goes `releaseAfterMs` after the
+ * signal (never: null). Returns the exit code, the time to exit, the check's
+ * row and what the check-now request got.
+ */
+async function sigtermDuringCheck(
+  db: TestDatabase,
+  dataDir: string,
+  logDir: string,
+  releaseAfterMs: number | null,
+) {
+  const { adminId } = await seeded(db);
+  const server = await startServer(serverEnv({
+    DATABASE_URL: db.url,
+    DATA_DIR: dataDir,
+    LOG_DIR: logDir,
+    SHUTDOWN_GRACE_S: String(GRACE_S),
+  }));
+  let release = () => {};
+  const released = new Promise<void>((r) => release = r);
+  let locked = () => {};
+  const isLocked = new Promise<void>((r) => locked = r);
+  const holder = db.sql.begin(async (tx) => {
+    await tx`LOCK TABLE specialization_progress IN ACCESS EXCLUSIVE MODE`;
+    locked();
+    await released;
+  });
+  try {
+    await isLocked;
+    const checkNow = fetch(`${server.url}/api/v1/health/check-now`, {
+      method: "POST",
+      headers: { Authorization: await loadToken(adminId) },
+    }).then(async (res) => ({ status: res.status, body: await res.json() }), () => null);
+    // Running, and its scan waits on the lock.
+    const deadline = Date.now() + 20_000;
+    let id: number | undefined;
+    while (Date.now() < deadline) {
+      const [row] = await db.sql<{ id: number; waiting: number }[]>`
+        SELECT (SELECT max(id) FROM integrity_checks WHERE outcome = 'running')::int AS id,
+          (SELECT count(*) FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock')::int AS waiting`;
+      if (row.id && row.waiting > 0) {
+        id = row.id;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert(id, "the check started and waits on the lock");
+    const signalledAt = performance.now();
+    const exited = server.stop("SIGTERM");
+    if (releaseAfterMs !== null) setTimeout(release, releaseAfterMs);
+    const code = await exited;
+    const exitMs = performance.now() - signalledAt;
+    release();
+    await holder;
+    const [check] = await db.sql<{ outcome: string; error: string | null; finished_at: Date | null }[]>`
+      SELECT outcome, error, finished_at FROM integrity_checks WHERE id = ${id}`;
+    const [{ running }] = await db.sql<{ running: number }[]>`
+      SELECT count(*)::int AS running FROM integrity_checks WHERE outcome = 'running'`;
+    return { code, exitMs, check, running, response: await checkNow, lines: server.lines };
+  } finally {
+    release();
+    await holder.catch(() => {});
+    await server.stop("SIGKILL");
+  }
+}
+
+Deno.test({
+  name: "SIGTERM during a full check that ends within SHUTDOWN_GRACE_S: the check finishes, its caller " +
+    "gets 200, the process exits 0",
+  ignore: !hasServer,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, () =>
+  withTestApp(async ({ db, dataDir, logDir }) => {
+    const out = await sigtermDuringCheck(db, dataDir, logDir, 500);
+    assertEquals(out.code, 0, out.lines.join("\n"));
+    assert(out.exitMs < GRACE_S * 1000 + EXIT_MARGIN_MS, `exited after ${Math.round(out.exitMs)} ms`);
+    assertEquals(out.check.outcome, "success", JSON.stringify(out.check));
+    assertEquals(out.response?.status, 200, JSON.stringify(out.response));
+    assertEquals(out.running, 0, "no check left running");
+  }));
+
+Deno.test({
+  name:
+    "SIGTERM during a full check still running at the end of SHUTDOWN_GRACE_S: recorded as interrupted, " +
+    "the process exits 0 within the grace period",
+  ignore: !hasServer,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, () =>
+  withTestApp(async ({ db, dataDir, logDir }) => {
+    const out = await sigtermDuringCheck(db, dataDir, logDir, null);
+    assertEquals(out.code, 0, out.lines.join("\n"));
+    assert(out.exitMs < GRACE_S * 1000 + EXIT_MARGIN_MS, `exited after ${Math.round(out.exitMs)} ms`);
+    assertEquals(out.check.outcome, "failure", JSON.stringify(out.check));
+    assertMatch(out.check.error ?? "", /^interrupted: the process was stopped during the scan/);
+    assert(out.check.finished_at, "the interrupted check has its end");
+    assertEquals(out.running, 0, "no check left running");
+    assert(
+      out.lines.some((l) => l.includes("integrity check interrupted by shutdown")),
+      out.lines.join("\n"),
+    );
   }));

@@ -1,17 +1,15 @@
 import { assert, assertEquals } from "./_assert.ts";
-import type { Sql } from "../lib/db.ts";
 import { nextCronTime } from "../lib/integrity/cron_next.ts";
 import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { healthReport } from "../lib/integrity/report.ts";
 import { IntegrityRunner } from "../lib/integrity/runner.ts";
-import { SCAN_LOCK_KEY } from "../lib/integrity/scan_lock.ts";
 import { CRON_NAME, runScheduled, scheduleIntegrityScan } from "../lib/integrity/schedule.ts";
 import { hasServer, pooledPort, type TestDatabase } from "./_db.ts";
 import postgres from "postgres";
-import { capturingStderr, type TestApp, withTestApp } from "./_fixture.ts";
+import { capturingStderr, type TestApp, until, withTestApp } from "./_fixture.ts";
 import { switchableProxy } from "./_proxy.ts";
-import { seedConsistent } from "./_integrity.ts";
-import { spawnScript } from "./_process.ts";
+import { blockScans, scanLockHeld, seedConsistent } from "./_integrity.ts";
+import { serverEnv, spawnScript } from "./_process.ts";
 
 const SCHEDULED = { SCAN_ENABLED: "1", SCAN_CRON: "*/2 * * * *" };
 
@@ -21,33 +19,6 @@ function instance(t: TestApp, pool = 3) {
   return new IntegrityRunner(t.db.connect(pool), { logDir: t.logDir, historyDays: 30, lockSql });
 }
 
-async function until(what: string, test: () => Promise<boolean>) {
-  for (let i = 0; i < 200; i++) {
-    if (await test()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
-
-/** Holds user_licenses locked so a scan that got the advisory lock stays in progress. */
-async function blockScans(db: TestDatabase) {
-  const conn = await db.connect(1).reserve();
-  await conn`BEGIN`;
-  await conn`LOCK TABLE user_licenses IN ACCESS EXCLUSIVE MODE`;
-  return async () => {
-    await conn`COMMIT`;
-    conn.release();
-  };
-}
-
-const lockHeld = (sql: Sql) => async () => {
-  const [row] = await sql`
-    SELECT count(*)::int AS n FROM pg_locks
-    WHERE locktype = 'advisory' AND granted AND objid = ${SCAN_LOCK_KEY}
-      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`;
-  return row.n === 1;
-};
-
 Deno.test({
   name: "two instances fired by the same tick run one scan: one success, one skipped",
   ignore: !hasServer,
@@ -56,7 +27,7 @@ Deno.test({
     const { db } = t;
     await seedConsistent(db.sql, 100);
     const [a, b] = [instance(t), instance(t)];
-    const release = await blockScans(db);
+    const release = await blockScans(db.connect(1));
     const runs = Promise.all([runScheduled(a), runScheduled(b)]);
     await until("one instance records a skipped run", async () => {
       const [row] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks WHERE outcome = 'skipped'`;
@@ -97,9 +68,9 @@ Deno.test({
     const { db, config } = t;
     await seedConsistent(db.sql, 50);
     const [a, b] = [instance(t), instance(t)];
-    const release = await blockScans(db);
+    const release = await blockScans(db.connect(1));
     const scheduled = runScheduled(a);
-    await until("the scheduled scan holds the lock", lockHeld(db.sql));
+    await until("the scheduled scan holds the lock", () => scanLockHeld(db.sql));
     // Any instance's status sees the other instance's scan running.
     assertEquals((await healthReport(b.sql, config, false)).scan_running, true);
     const manual = b.run("manual");
@@ -119,9 +90,9 @@ Deno.test({
 }, () =>
   withTestApp(async ({ db, deps }) => {
     await seedConsistent(db.sql, 50);
-    const release = await blockScans(db);
+    const release = await blockScans(db.connect(1));
     const manual = deps.runner.run("manual");
-    await until("the manual check holds the lock", lockHeld(db.sql));
+    await until("the manual check holds the lock", () => scanLockHeld(db.sql));
     const tick = await runScheduled(deps.runner);
     assertEquals([tick!.trigger, tick!.outcome], ["schedule", "skipped"]);
     await release();
@@ -149,16 +120,18 @@ Deno.test("the schedule registers the cron job on SCAN_CRON, checks at startup, 
 
 /** Starts `main.ts` on the test database with the schedule on. */
 function startApp(db: TestDatabase, logDir: string, cron: string) {
-  return spawnScript("main.ts", [], {
-    DATABASE_URL: db.url,
-    PORT: "0",
-    HOST: "127.0.0.1",
-    JWT_SECRET: "x".repeat(40),
-    LOG_DIR: logDir,
-    LOG_REQUESTS: "0",
-    SCAN_ENABLED: "1",
-    SCAN_CRON: cron,
-  });
+  return spawnScript(
+    "main.ts",
+    [],
+    serverEnv({
+      DATABASE_URL: db.url,
+      PORT: "0",
+      HOST: "127.0.0.1",
+      LOG_DIR: logDir,
+      SCAN_ENABLED: "1",
+      SCAN_CRON: cron,
+    }),
+  );
 }
 
 async function stop(child: Deno.ChildProcess) {
@@ -197,7 +170,7 @@ Deno.test({
 }, () =>
   withTestApp(async ({ db, logDir }) => {
     await seedConsistent(db.sql, 30);
-    const release = await blockScans(db);
+    const release = await blockScans(db.connect(1));
     const apps = [startApp(db, logDir, "0 0 1 1 *"), startApp(db, logDir, "0 0 1 1 *")];
     try {
       await until(
@@ -231,7 +204,7 @@ Deno.test({
           SELECT count(*)::int AS n FROM integrity_checks WHERE trigger = 'schedule' AND outcome <> 'running'`;
         return row.n;
       };
-      await until2min("one tick is handled by both apps", async () => await ticks() >= 2);
+      await until("one tick is handled by both apps", async () => await ticks() >= 2, 120_000, 500);
     } finally {
       await Promise.all(apps.map(stop));
     }
@@ -242,14 +215,6 @@ Deno.test({
     for (const row of rows) assertEquals([row.success, row.skipped], [1, 1]);
   }));
 
-async function until2min(what: string, test: () => Promise<boolean>) {
-  for (let i = 0; i < 240; i++) {
-    if (await test()) return;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new Error(`timed out waiting until ${what}`);
-}
-
 Deno.test({
   name: "a failed scan is recorded as a failure with its cause, and keeps no violations",
   ignore: !hasServer,
@@ -259,7 +224,7 @@ Deno.test({
     await seedConsistent(db.sql, 30);
     const name = new URL(db.url).pathname.slice(1);
     await db.sql.unsafe(`ALTER DATABASE ${name} SET lock_timeout = '200ms'`);
-    const release = await blockScans(db);
+    const release = await blockScans(db.connect(1));
     const impatient = instance(t);
     const check = await runScheduled(impatient);
     await release();
