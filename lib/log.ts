@@ -1,8 +1,9 @@
 /**
  * Structured logging: one JSON object per line on stdout (errors on stderr).
- * Lines written while a request is answered carry its fields (request_id,
- * method, route, user_id once known) whatever module writes them: the request
- * log middleware opens a scope (`inRequestScope`) that `log` reads.
+ * Lines written while a request that changes something is answered carry its
+ * fields (request_id, method, route, user_id once known) whatever module
+ * writes them: routes/middleware/log_scope.ts opens a scope (`inRequestScope`)
+ * that `log` reads.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 
@@ -13,7 +14,7 @@ let quiet = false;
 /** Read when a line is written, so fields learnt later in the request (the user) are there. */
 type ScopeFields = () => Record<string, unknown>;
 
-const requestScope = new AsyncLocalStorage<{ fields: ScopeFields; start: number }>();
+const requestScope = new AsyncLocalStorage<{ fields: ScopeFields }>();
 
 /** Silences info/debug lines (tests turn this on to keep output readable). */
 export function setQuiet(value: boolean) {
@@ -22,13 +23,7 @@ export function setQuiet(value: boolean) {
 
 /** Runs `fn` with every line it logs (also from awaited work) carrying `fields()`. */
 export function inRequestScope<T>(fields: ScopeFields, fn: () => T): T {
-  return requestScope.run({ fields, start: performance.now() }, fn);
-}
-
-/** Milliseconds since the current request began (2 decimals), or undefined outside one. */
-export function requestElapsedMs(): number | undefined {
-  const scope = requestScope.getStore();
-  return scope ? Math.round((performance.now() - scope.start) * 100) / 100 : undefined;
+  return requestScope.run({ fields }, fn);
 }
 
 /** Writes one JSON log line; its own fields win over the request's. */

@@ -18,9 +18,9 @@ import {
   Unauthenticated,
   Unavailable,
 } from "../lib/errors.ts";
-import { errorFields, log, requestElapsedMs } from "../lib/log.ts";
+import { errorFields, log } from "../lib/log.ts";
 import { unavailability } from "../lib/retry.ts";
-import { requestFields } from "./middleware/log_scope.ts";
+import { elapsedMs, requestFields } from "./middleware/log_scope.ts";
 
 const PROBLEM_BASE = "https://levelguard.dev/problems/";
 
@@ -139,7 +139,7 @@ export function problemFor(err: unknown): Problem | null {
 
 /** The request fields of an error line, as the request line has them (also outside the log scope). */
 function errorContext(c: Context, status: number): Record<string, unknown> {
-  return { ...requestFields(c), path: c.req.path, status, duration_ms: requestElapsedMs() };
+  return { ...requestFields(c), path: c.req.path, status, duration_ms: elapsedMs(c) };
 }
 
 /** Hono's onError: mapped errors keep their status; anything else is a 500 without internals. */
