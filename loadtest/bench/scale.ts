@@ -155,6 +155,22 @@ try {
   }
   await Promise.all(servers.splice(0).map((s) => s.stop()));
 
+  // Several instances share one rate-limit budget only through PostgreSQL: one upsert per request. All of
+  // wrk's requests come from one address, so they all update one row (the worst case; real clients spread).
+  const shared = await Promise.all(
+    [1, 2].map(() =>
+      startServer({ ...serverEnv, RATE_LIMIT_STORE: "postgres", RATE_LIMIT_PER_MINUTE: "1000000" })
+    ),
+  );
+  servers.push(...shared);
+  await warmUp(shared);
+  row(
+    `2 processes, pool ${POOL} each, direct, rate limit counted in PostgreSQL (RATE_LIMIT_STORE=postgres)`,
+    await load("update", shared, UPDATE_CONNECTIONS, args.seconds, token),
+    await load("status", shared, STATUS_CONNECTIONS, args.seconds, token),
+  );
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+
   // What turning prepared statements off costs by itself, without a pooler in between.
   const unprepared = await startServer({ ...serverEnv, DB_PREPARE: "0" });
   servers.push(unprepared);
