@@ -12,6 +12,7 @@ import { healthRoutes } from "./health.ts";
 import { databaseGuard } from "./middleware/database_guard.ts";
 import { rateLimit, type RateLimitStore, rateLimitStore } from "./middleware/rate_limit.ts";
 import { logScope } from "./middleware/log_scope.ts";
+import { pageErrors } from "./middleware/page_errors.tsx";
 import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
 import { metricsRoutes } from "./metrics.ts";
@@ -55,6 +56,7 @@ export function createApp(deps: AppDeps) {
   app.use(httpMetrics(deps.metrics));
   app.use(requestStats(deps.requestStats, deps.rollout));
   app.use(secureHeaders({ trustProxy: config.TRUST_PROXY }));
+  app.use("/admin/*", pageErrors(deps.assets));
   if (config.LOG_REQUESTS) app.use(requestLog);
   // RATE_LIMIT_PER_MINUTE=0: no limiter at all (not even a pass-through layer).
   if (config.RATE_LIMIT_PER_MINUTE > 0) app.use(rateLimit({ config, store: deps.rateLimitStore }));

@@ -1,6 +1,5 @@
 /** Real browsers for the dashboard tests: Debian's Chromium, Firefox ESR and WebKit (never downloaded). */
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 
 /** Where the browsers are on Debian (apt: chromium, firefox-esr, webkit2gtk-driver + xvfb). */
 export const BROWSERS = {
@@ -26,11 +25,12 @@ export function skipNotice(engine: string, missing: string, install: string): vo
 }
 
 /**
- * Where screenshots go: TEST_OUTPUT_DIR/screenshots, by default test-output/screenshots in the
- * checkout (git-ignored), where a person looks after a run.
+ * Where screenshots go: TEST_OUTPUT_DIR/screenshots, by default under the system's temp directory
+ * (tests never write into the source tree).
  */
 export async function screenshotDir(): Promise<string> {
-  const base = Deno.env.get("TEST_OUTPUT_DIR") ?? fileURLToPath(new URL("../test-output", import.meta.url));
+  const base = Deno.env.get("TEST_OUTPUT_DIR") ??
+    join(Deno.env.get("TMPDIR") ?? "/tmp", "levelguard-test-output");
   const dir = join(base, "screenshots");
   await Deno.mkdir(dir, { recursive: true });
   return dir;

@@ -611,3 +611,30 @@ Deno.test("a sign-out on any instance ends that session's live streams within on
       await Promise.all(streams.map((s) => s.cancel()));
     }
   }));
+
+Deno.test("a browser gets errors under /admin/ as pages (status and headers kept); htmx and API clients get problems", () =>
+  withTestApp({ env: { RATE_LIMIT_PER_MINUTE: "3" } }, async ({ app }) => {
+    const html = { Accept: "text/html,application/xhtml+xml" };
+    const missing = await app.request("/admin/no-such-page", { headers: html });
+    assertEquals(missing.status, 404);
+    assertMatch(missing.headers.get("content-type") ?? "", /^text\/html/);
+    assert(missing.headers.get("content-security-policy"), "the secure headers apply to error pages too");
+    const page = await missing.text();
+    assertMatch(page, /Not found/);
+    assertMatch(page, /No route for GET \/admin\/no-such-page/);
+
+    const partial = await app.request("/admin/no-such-page", { headers: { ...html, "HX-Request": "true" } });
+    assertMatch(partial.headers.get("content-type") ?? "", /^application\/problem\+json/);
+    assertEquals((await partial.json()).status, 404);
+
+    // The sign-in form is rate limited like the API: past the budget of 3 a minute, a 429 page.
+    for (let i = 0; i < 2; i++) await (await app.request("/admin/login", { headers: html })).body?.cancel();
+    const limited = await app.request("/admin/login", { headers: html });
+    assertEquals(limited.status, 429);
+    assert(Number(limited.headers.get("retry-after")) > 0, "Retry-After kept");
+    assertMatch(limited.headers.get("content-type") ?? "", /^text\/html/);
+    assertMatch(await limited.text(), /Too many requests/);
+    const api = await app.request("/admin/login", { headers: { Accept: "application/json" } });
+    assertEquals(api.status, 429);
+    assertMatch(api.headers.get("content-type") ?? "", /^application\/problem\+json/);
+  }));

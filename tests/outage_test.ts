@@ -117,6 +117,14 @@ for (
         assertEquals(login.result.status, 503);
         assertEquals(login.result.headers.get("retry-after"), "5");
         assertMatch((await login.result.json()).detail, /database is unavailable/);
+        // A browser gets the same answer as a page.
+        const browser = await capturingStderr(async () =>
+          await app.request("/admin/login", { headers: { Accept: "text/html,application/xhtml+xml" } })
+        );
+        assertEquals(browser.result.status, 503);
+        assertEquals(browser.result.headers.get("retry-after"), "5");
+        assertMatch(browser.result.headers.get("content-type") ?? "", /^text\/html/);
+        assertMatch(await browser.result.text(), /database is unavailable/);
       } finally {
         watch?.stop();
         await sql.end({ timeout: 1 }).catch(() => {});

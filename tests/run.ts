@@ -94,6 +94,9 @@ const env: Record<string, string> = {
   DATA_DIR: `${scratch}/data`,
 };
 if (Deno.env.get("LG_SLOW_TESTS")) env.LG_SLOW_TESTS = "1";
+// Where the browser tests put their screenshots (default: under the system's temp directory).
+const outputDir = Deno.env.get("TEST_OUTPUT_DIR");
+if (outputDir) env.TEST_OUTPUT_DIR = outputDir;
 if (server) {
   console.log(`tests: PostgreSQL server: ${server.label}`);
   const admin = postgres(server.url, { max: 1, onnotice: () => {} });
