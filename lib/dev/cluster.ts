@@ -67,10 +67,22 @@ export async function startCluster(bin: string, settings: Record<string, string>
     ...settings,
   };
   const o = Object.entries(options).map(([k, v]) => `-c ${k}=${v}`).join(" ");
-  const start = () =>
-    run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
-  const halt = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres);
-  const crash = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"], asPostgres);
+  return await controlled(bin, dir, port, o, asPostgres);
+}
+
+/** Starts the server of `dir`/data with `-o options` and returns how to reach, stop and resume it. */
+async function controlled(
+  bin: string,
+  dir: string,
+  port: number,
+  options: string,
+  asPostgres: boolean,
+): Promise<Cluster> {
+  const data = join(dir, "data");
+  const pgCtl = (...args: string[]) => run([join(bin, "pg_ctl"), "-D", data, ...args], asPostgres);
+  const start = () => pgCtl("-o", options, "-l", join(dir, "log"), "-w", "start");
+  const halt = () => pgCtl("-m", "fast", "-w", "stop");
+  const crash = () => pgCtl("-m", "immediate", "-w", "stop");
   await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -119,19 +131,5 @@ export async function startReplica(
   const o =
     `-c port=${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c hot_standby=on ` +
     "-c max_connections=300" + Object.entries(settings).map(([k, v]) => ` -c ${k}=${v}`).join("");
-  const start = () =>
-    run([join(bin, "pg_ctl"), "-D", data, "-o", o, "-l", join(dir, "log"), "-w", "start"], asPostgres);
-  const halt = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "fast", "-w", "stop"], asPostgres);
-  const crash = () => run([join(bin, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"], asPostgres);
-  await start();
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    async stop() {
-      await halt().catch(() => {});
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-    halt,
-    crash,
-    resume: start,
-  };
+  return await controlled(bin, dir, port, o, asPostgres);
 }
