@@ -105,7 +105,7 @@ try {
   }
 
   // Request figures go to the shared request_stats every 5 s (the canary's error rate and latency).
-  services.requestStats.start();
+  services.requestStats.start(5000, () => services.metrics.backgroundErrors.inc({ task: "request_stats" }));
 
   // Cron jobs stop with this signal (graceful shutdown unregisters them).
   const stopping = new AbortController();
@@ -119,6 +119,7 @@ try {
       const pruned = await pruneExpired(services.sql);
       if (pruned && Object.values(pruned).some((n) => n > 0)) log("info", "pruned", { ...pruned });
     } catch (err) {
+      services.metrics.backgroundErrors.inc({ task: "prune" });
       log("error", "pruning expired keys, sessions and request figures failed", errorFields(err));
     }
   });

@@ -26,6 +26,9 @@ import { type CheckRecord, type Trigger, TRIGGERS } from "./integrity/store.ts";
 import { VIOLATION_KINDS } from "./model.ts";
 import type { ReplicaState } from "./replica.ts";
 
+/** Database work that fails outside a request's answer, as `levelguard_background_errors_total` labels it. */
+export const BACKGROUND_TASKS = ["rate_limit_store", "request_stats", "prune"] as const;
+
 /** The version of this build (bumped with releases). */
 export const VERSION = "0.9.0";
 
@@ -236,6 +239,14 @@ export class Metrics {
     name: "levelguard_database_errors_total",
     help: "Requests refused because of the database, by kind (down, busy)",
     labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  readonly backgroundErrors = new client.Counter({
+    name: "levelguard_background_errors_total",
+    help:
+      "Database work outside a request's answer that failed: the shared rate-limit counter (the request " +
+      "passed unlimited), the canary's request figures (kept for the next try), the hourly pruning",
+    labelNames: ["task"] as const,
     registers: [this.registry],
   });
   readonly notifications = new client.Counter({
@@ -465,6 +476,7 @@ export class Metrics {
     for (const result of ["success", "failure", "skipped"]) this.schedulerRuns.inc({ result }, 0);
     for (const result of ["applied", "replayed"]) this.xpChanges.inc({ result }, 0);
     for (const kind of ["down", "busy", "query"]) this.databaseErrors.inc({ kind }, 0);
+    for (const task of BACKGROUND_TASKS) this.backgroundErrors.inc({ task }, 0);
     for (const result of ["sent", "failed"]) this.notifications.inc({ result }, 0);
   }
 

@@ -42,7 +42,11 @@ export async function appDeps(services: Services, { tokenKey }: { tokenKey: Uint
   return {
     ...services,
     tokenKey,
-    rateLimitStore: rateLimitStore(services.config, services.sql),
+    rateLimitStore: rateLimitStore(
+      services.config,
+      services.sql,
+      () => services.metrics.backgroundErrors.inc({ task: "rate_limit_store" }),
+    ),
     assets: await assetUrls(),
   };
 }

@@ -3,7 +3,7 @@ import postgres from "postgres";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { metricsUsedByOps, runbookAnchors } from "../lib/dev/ops_metrics.ts";
 import { createSession } from "../lib/sessions.ts";
-import { bearer, closedPort, type TestApp, withTestApp } from "./_fixture.ts";
+import { bearer, capturingStderr, closedPort, type TestApp, withTestApp } from "./_fixture.ts";
 import { breakKnownPairs, seedConsistent } from "./_integrity.ts";
 import { parseScrape, type Scrape } from "./_prom.ts";
 import { addStudents, ADMIN_ID, INSTRUCTOR_ID } from "./_students.ts";
@@ -224,6 +224,29 @@ Deno.test("XP changes (applied, replayed) and the business counters are counted"
       "a full page is a view; its refreshes are not",
     );
     assertEquals(s.value("levelguard_dashboard_live_streams"), 0);
+  }));
+
+Deno.test("a shared rate-limit counter that cannot reach the database is counted as a background error", () =>
+  withTestApp(async ({ another }) => {
+    const url = `postgres://nobody@127.0.0.1:${closedPort()}/none`;
+    const sql = postgres(url, { max: 1, connect_timeout: 1 });
+    try {
+      const { app } = await another({
+        sql,
+        url,
+        env: { RATE_LIMIT_STORE: "postgres", RATE_LIMIT_PER_MINUTE: "5" },
+      });
+      // The contract needs no database: the request passes, unlimited, and the failure is counted.
+      const res = await capturingStderr(async () => await app.request("/api/v1/openapi.json"));
+      assertEquals(res.result.status, 200);
+      await res.result.body?.cancel();
+      const s = await scrape(app);
+      assertEquals(s.value("levelguard_background_errors_total", { task: "rate_limit_store" }), 1);
+      assertEquals(s.value("levelguard_background_errors_total", { task: "request_stats" }), 0);
+    } finally {
+      // Bounded: a query still waiting out postgres.js's reconnect backoff would hold end() forever.
+      await sql.end({ timeout: 1 });
+    }
   }));
 
 Deno.test("requests refused because the database is down are counted as database errors", () =>

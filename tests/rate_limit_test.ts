@@ -162,15 +162,17 @@ Deno.test("the PostgreSQL store starts a fresh window once the old one ends, and
     assertEquals(await store.get("k"), undefined);
   }));
 
-Deno.test("the PostgreSQL store lets requests through when the database is down", async () => {
+Deno.test("the PostgreSQL store lets requests through when the database is down, counting each failure", async () => {
   const sql = postgres(`postgres://nobody@127.0.0.1:${closedPort()}/none`, { max: 1, connect_timeout: 1 });
   setQuiet(true);
+  let failures = 0;
   try {
     const { lines } = await capturingStderr(async () => {
-      const store = new PostgresRateLimitStore(sql, { windowMs: 60_000 });
+      const store = new PostgresRateLimitStore(sql, { windowMs: 60_000, onFailure: () => failures++ });
       assertEquals((await store.increment("k")).totalHits, 0);
       assertEquals((await store.increment("k")).totalHits, 0);
     });
+    assertEquals(failures, 2, "every failed count is counted");
     assertEquals(lines.length, 1, "one warning per window, not one per request");
     assertMatch(lines[0], /rate limit store unavailable/);
   } finally {

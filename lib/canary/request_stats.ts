@@ -92,11 +92,12 @@ export class RequestStats {
     }
   }
 
-  /** Flushes every `everyMs` in the background (failures logged once per outage). */
-  start(everyMs = 5000): void {
+  /** Flushes every `everyMs` in the background (failures counted, and logged once per outage). */
+  start(everyMs = 5000, onFailure: () => void = () => {}): void {
     let failing = false;
     this.#timer = setInterval(() => {
       this.flush().then(() => failing = false, (err) => {
+        onFailure();
         if (!failing) log("warn", "request figures not written; kept for the next try", errorFields(err));
         failing = true;
       });

@@ -23,9 +23,15 @@ export class PostgresRateLimitStore {
   #lastSweep = Date.now();
   #lastFailureLog = 0;
 
-  constructor(private readonly sql: Sql, options: { windowMs: number; prefix?: string }) {
+  readonly #onFailure: () => void;
+
+  constructor(
+    private readonly sql: Sql,
+    options: { windowMs: number; prefix?: string; onFailure?: () => void },
+  ) {
     this.#windowMs = options.windowMs;
     this.prefix = options.prefix ?? "ip:";
+    this.#onFailure = options.onFailure ?? (() => {});
   }
 
   /** Called by hono-rate-limiter with its options. */
@@ -80,6 +86,7 @@ export class PostgresRateLimitStore {
   }
 
   #failed(err: unknown) {
+    this.#onFailure();
     if (Date.now() - this.#lastFailureLog < this.#windowMs) return;
     this.#lastFailureLog = Date.now();
     log("warn", "rate limit store unavailable; requests are not limited", {

@@ -28,9 +28,13 @@ type LimitConfig = Pick<
 >;
 
 /** The store `RATE_LIMIT_STORE` names; build it once per process. */
-export function rateLimitStore(config: Pick<Config, "RATE_LIMIT_STORE">, sql: Sql): RateLimitStore {
+export function rateLimitStore(
+  config: Pick<Config, "RATE_LIMIT_STORE">,
+  sql: Sql,
+  onFailure?: () => void,
+): RateLimitStore {
   return config.RATE_LIMIT_STORE === "postgres"
-    ? new PostgresRateLimitStore(sql, { windowMs: RATE_LIMIT_WINDOW_MS })
+    ? new PostgresRateLimitStore(sql, { windowMs: RATE_LIMIT_WINDOW_MS, onFailure })
     : new MemoryStore<LimitEnv>();
 }
 
