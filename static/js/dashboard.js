@@ -25,13 +25,18 @@
 
   // The gauge animates from the old value: htmx swaps in the new arc with the old offset and
   // sets the new one 20 ms later (settle). CSS only transitions from a value the browser has
-  // computed, and a busy page may not render in between: compute it now.
+  // computed, and a busy page may not render in between: compute it as soon as an arc is
+  // inserted, whichever way it came (a swap, out of band, the live stream). A mutation
+  // observer runs before the settle's timer can.
   function computeGauge() {
     const arc = document.getElementById("gauge-value");
     if (arc) globalThis.getComputedStyle(arc).strokeDashoffset;
   }
-  document.addEventListener("htmx:afterSwap", computeGauge);
-  document.addEventListener("htmx:oobAfterSwap", computeGauge);
+  new MutationObserver(function (records) {
+    for (const record of records) {
+      if (record.addedNodes.length) return computeGauge();
+    }
+  }).observe(document.documentElement, { childList: true, subtree: true });
 
   // A part answered with an error keeps what it showed and says so once.
   document.addEventListener("htmx:responseError", function (event) {
