@@ -23,20 +23,34 @@
     });
   });
 
-  // The gauge animates from the old value: htmx swaps in the new arc with the old offset and
-  // sets the new one 20 ms later (settle). CSS only transitions from a value the browser has
-  // computed, and a busy page may not render in between: compute it as soon as an arc is
-  // inserted, whichever way it came (a swap, out of band, the live stream). A mutation
-  // observer runs before the settle's timer can.
-  function computeGauge() {
+  // The gauge animates from the value it showed to the new one, whichever way the new arc came
+  // (a swap, out of band, the live stream; htmx settles the offset only on some of them): a new
+  // arc is put back at the shown offset, the browser computes that, then it gets its own, and
+  // CSS transitions between the two (0 s under prefers-reduced-motion). A mutation observer runs
+  // before htmx's settle timer, so an arc htmx settles is computed at its old value too.
+  let shownArc = null;
+  let shownOffset = null;
+  function syncGauge() {
     const arc = document.getElementById("gauge-value");
-    if (arc) globalThis.getComputedStyle(arc).strokeDashoffset;
-  }
-  new MutationObserver(function (records) {
-    for (const record of records) {
-      if (record.addedNodes.length) return computeGauge();
+    if (!arc) return;
+    const offset = arc.getAttribute("stroke-dashoffset");
+    if (arc !== shownArc && shownOffset !== null && offset !== shownOffset) {
+      arc.setAttribute("stroke-dashoffset", shownOffset);
+      globalThis.getComputedStyle(arc).strokeDashoffset;
+      arc.setAttribute("stroke-dashoffset", offset);
+    } else {
+      globalThis.getComputedStyle(arc).strokeDashoffset;
     }
-  }).observe(document.documentElement, { childList: true, subtree: true });
+    shownArc = arc;
+    shownOffset = offset;
+  }
+  new MutationObserver(syncGauge).observe(document.documentElement, {
+    childList: true,
+    subtree: true,
+    attributes: true,
+    attributeFilter: ["stroke-dashoffset"],
+  });
+  document.addEventListener("DOMContentLoaded", syncGauge);
 
   // A part answered with an error keeps what it showed and says so once.
   document.addEventListener("htmx:responseError", function (event) {
