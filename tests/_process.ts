@@ -3,10 +3,16 @@
  * run with a clean environment (lib/dev/server_process.ts), so nothing exported
  * in the developer's shell (DATABASE_URL, SEED_* passwords, PORT ...) changes a result.
  */
-import { hermeticEnv } from "../lib/dev/server_process.ts";
+import { DENO_RUN, hermeticEnv } from "../lib/dev/server_process.ts";
 import { LOAD_SECRET } from "./_load.ts";
 
-export { hermeticEnv, type ServerProcess, spawnScript, startServer } from "../lib/dev/server_process.ts";
+export {
+  DENO_RUN,
+  hermeticEnv,
+  type ServerProcess,
+  spawnScript,
+  startServer,
+} from "../lib/dev/server_process.ts";
 
 /**
  * The environment of a test server (`startServer`): the fault tests' JWT
@@ -31,7 +37,7 @@ export async function runScript(
   timeoutMs = 60_000,
 ) {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", script, ...args],
+    args: [...DENO_RUN, script, ...args],
     env: hermeticEnv(env),
     clearEnv: true,
     stdout: "piped",

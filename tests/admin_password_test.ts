@@ -1,7 +1,7 @@
 /** `deno task admin:password`: the way back in when the printed password is lost. */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { seed } from "../lib/seed.ts";
-import { hermeticEnv } from "./_process.ts";
+import { DENO_RUN, hermeticEnv } from "./_process.ts";
 import { hasServer } from "./_db.ts";
 import { type App, withTestApp } from "./_fixture.ts";
 import { runScript } from "./_process.ts";
@@ -19,7 +19,7 @@ async function login(app: App, email: string, password: string) {
 /** Runs the task with `input` on stdin (not a terminal: one line is read). */
 async function withStdin(env: Record<string, string>, args: string[], input: string) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "lib/cli/admin_password.ts", ...args],
+    args: [...DENO_RUN, "lib/cli/admin_password.ts", ...args],
     env: hermeticEnv(env),
     clearEnv: true,
     stdin: "piped",

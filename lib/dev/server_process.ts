@@ -21,6 +21,14 @@ const PASSED_THROUGH = [
   "DATA_DIR",
 ];
 
+/**
+ * `deno run` for a child of the tests or a benchmark: from the cache only. The packages are there
+ * (the parent's `deno task` fetched them), but Deno 2.9 re-fetches registry metadata on every run
+ * when the cache was filled by `deno check`/`deno test` rather than by running an entry point, and
+ * prints a "Download ..." line per package on stderr, where the tests expect one line.
+ */
+export const DENO_RUN = ["run", "--cached-only", "-A"] as const;
+
 /** The environment of a child: the passed-through basics plus `env`. */
 export function hermeticEnv(env: Record<string, string> = {}): Record<string, string> {
   const base: Record<string, string> = {};
@@ -37,7 +45,7 @@ export function hermeticEnv(env: Record<string, string> = {}): Record<string, st
 /** Starts a script of the repository (`main.ts`, `lib/cli/…`) with a clean environment and piped output. */
 export function spawnScript(script: string, args: string[], env: Record<string, string>) {
   return new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ROOT + script, ...args],
+    args: [...DENO_RUN, ROOT + script, ...args],
     cwd: ROOT,
     env: hermeticEnv(env),
     clearEnv: true,
