@@ -1,6 +1,7 @@
-/** ops/env.example and the README's configuration table stay in step with the configuration schema. */
+/** ops/env.example and docs/configuration.md stay in step with the configuration schema. */
 import { assert, assertEquals } from "./_assert.ts";
 import { CONFIG_DOCS, loadConfig } from "../lib/config.ts";
+import { configPage } from "../lib/dev/config_page.ts";
 import { envExample } from "../lib/dev/env_example.ts";
 
 Deno.test("ops/env.example is current (deno task docs:env)", async () => {
@@ -15,9 +16,18 @@ Deno.test("every variable of env.example, with its example value, is accepted by
   loadConfig(env);
 });
 
-Deno.test("the README's configuration table lists every variable", async () => {
-  const readme = await Deno.readTextFile(new URL("../README.md", import.meta.url));
-  const table = readme.slice(readme.indexOf("## Configuration"), readme.indexOf("## Operating it"));
-  const listed = [...table.matchAll(/^\| `([A-Z_]+)`/gm)].map((m) => m[1]);
-  assertEquals(Object.keys(CONFIG_DOCS).filter((name) => !listed.includes(name)), []);
+Deno.test("docs/configuration.md is current (deno task docs:env)", async () => {
+  const file = await Deno.readTextFile(new URL("../docs/configuration.md", import.meta.url));
+  assert(file === configPage(), "docs/configuration.md is stale: deno task docs:env");
+});
+
+Deno.test("docs/configuration.md has one row per variable, in the schema's order, with its default", () => {
+  const rows = [...configPage().matchAll(/^\| `([A-Z_]+)` +\| (.+?) +\| /gm)];
+  assertEquals(rows.map((m) => m[1]), Object.keys(CONFIG_DOCS));
+  const defaults = Object.fromEntries(rows.map((m) => [m[1], m[2]]));
+  assertEquals(defaults.PORT, "`8000`");
+  assertEquals(defaults.SCAN_CRON, "`*/5 * * * *`");
+  assertEquals(defaults.TRUST_PROXY, "`0`");
+  assertEquals(defaults.DATABASE_URL, "unset");
+  assertEquals(defaults.RATE_LIMIT_EXEMPT, "unset");
 });
