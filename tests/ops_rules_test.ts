@@ -98,7 +98,7 @@ Deno.test({
   },
 });
 
-Deno.test("every alert has a warning/critical severity, a summary, a description and a README runbook", async () => {
+Deno.test("every alert has a warning/critical severity, a summary, a description and a runbook in docs/runbooks.md", async () => {
   const rules = await alertRules();
   assert(rules.length >= 16, `only ${rules.length} alerts`);
   for (const rule of rules) {
@@ -113,7 +113,7 @@ Deno.test("every alert has a warning/critical severity, a summary, a description
       rule.annotations.description?.includes("$"),
       `${rule.alert}: the description does not show the value`,
     );
-    assertMatch(rule.annotations.runbook_url ?? "", /^README\.md#runbook-[a-z0-9-]+$/);
+    assertMatch(rule.annotations.runbook_url ?? "", /^docs\/runbooks\.md#[a-z0-9-]+$/);
   }
   // Warning and critical of the same alert share the runbook.
   const byName = Map.groupBy(rules, (r) => r.alert);
@@ -135,15 +135,15 @@ Deno.test("every alert has a warning/critical severity, a summary, a description
     ],
   );
   assertEquals(await runbookAnchors(), [
-    "runbook-api-error-rate",
-    "runbook-api-latency",
-    "runbook-consistency-rate",
-    "runbook-disk-usage",
-    "runbook-host-memory",
-    "runbook-levelguard-down",
-    "runbook-no-successful-check",
-    "runbook-notifications-failing",
-    "runbook-scheduler-failures",
+    "api-error-rate",
+    "api-latency",
+    "consistency-rate",
+    "disk-usage",
+    "host-memory",
+    "levelguard-down",
+    "no-successful-check",
+    "notifications-failing",
+    "scheduler-failures",
   ]);
   // Latency leaves the SSE route out.
   for (const rule of rules.filter((r) => r.alert === "LevelguardApiLatencyHigh")) {

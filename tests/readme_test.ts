@@ -124,10 +124,10 @@ function linkProblems(file: string, md: string): string[] {
 Deno.test("the link check refuses what a clone cannot follow and accepts what it can", () => {
   const sample = [
     "# Levelguard",
-    "## When things go wrong",
+    "## Two commands",
     "See [the spec](../shared/SPEC.md), [`prom-client`](https://github.com/siimon/prom-client),",
     "<https://k6.io/docs/>, https://example.com/x, [gone](docs/nope.md) and [here](#no-such-heading).",
-    "Fine: [api](docs/api.md), [table](#when-things-go-wrong), [top](README.md#levelguard),",
+    "Fine: [api](docs/api.md), [commands](#two-commands), [top](README.md#levelguard),",
     "<http://localhost:8000/admin/health>, http://127.0.0.1:8000/readyz and `https://levelguard.example.com`.",
     "```",
     "curl https://staging.example.com/api/v1/health/status",

@@ -324,7 +324,7 @@ export async function nodeMetricsUsedByOps(): Promise<string[]> {
   return [...(await rawUsage()).keys()].filter((n) => n.startsWith("node_")).sort();
 }
 
-/** The README anchors (`runbook-…`) the alerts' runbook_url annotations point at, sorted, unique. */
+/** The docs/runbooks.md anchors the alerts' runbook_url annotations point at, sorted, unique. */
 export async function runbookAnchors(): Promise<string[]> {
   const anchors = new Set<string>();
   for (const rule of await alertRules()) {
