@@ -158,3 +158,57 @@ Deno.test("every link of the README and docs/*.md stays in the repository and la
   assert(count >= 20, `only ${count} links found: the parser missed them`);
   assertEquals(problems, []);
 });
+
+/** The docs/*.md pages a document links to (by repository path), whatever the anchor. */
+function linkedPages(file: string, md: string): Set<string> {
+  const pages = new Set<string>();
+  for (const { target } of links(md)) {
+    if (/^[a-z][a-z0-9+.-]*:|^www\.|^\/\/|^\//i.test(target)) continue;
+    const pathPart = target.split("#", 1)[0];
+    if (!pathPart) continue;
+    const path = normalize(join(dirname(file), decodeURIComponent(pathPart)));
+    if (/^docs\/[^/]+\.md$/.test(path)) pages.add(path);
+  }
+  return pages;
+}
+
+/** The docs/*.md pages a reader cannot reach from the README in at most two links. */
+function orphans(read: (file: string) => string, pages: string[]): string[] {
+  const first = linkedPages("README.md", read("README.md"));
+  const reached = new Set(first);
+  for (const page of first) for (const next of linkedPages(page, read(page))) reached.add(next);
+  return pages.filter((page) => !reached.has(page));
+}
+
+Deno.test("the orphan check follows links from the README and from the pages it links, no further", () => {
+  const files: Record<string, string> = {
+    "README.md": "See [api](docs/api.md#errors) and [web](https://example.com/docs/x.md).",
+    "docs/api.md": "Back to the [README](../README.md); [scaling](scaling.md).",
+    "docs/scaling.md": "[deep](deep.md)",
+    "docs/deep.md": "Linked only from a page two links away.",
+    "docs/lost.md": "[api](api.md), but nothing links here.",
+  };
+  assertEquals(orphans((f) => files[f], Object.keys(files).filter((f) => f.startsWith("docs/"))), [
+    "docs/deep.md",
+    "docs/lost.md",
+  ]);
+});
+
+Deno.test("the README is at most 200 lines and every docs/*.md page is reachable from it", () => {
+  const read = (file: string) => Deno.readTextFileSync(join(ROOT, file));
+  const lines = read("README.md").split("\n").length - 1;
+  assert(lines <= 200, `README.md has ${lines} lines; move the detail into docs/`);
+  assertEquals(orphans(read, documents().filter((f) => f.startsWith("docs/"))), []);
+});
+
+Deno.test("docs/dependencies.md explains every import of deno.json", () => {
+  const { imports } = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json"))) as {
+    imports: Record<string, string>;
+  };
+  const md = Deno.readTextFileSync(join(ROOT, "docs/dependencies.md"));
+  const listed = new Set(
+    md.split("\n").filter((line) => line.startsWith("| `"))
+      .flatMap((line) => [...line.split("|")[1].matchAll(/`([^`]+)`/g)].map((m) => m[1])),
+  );
+  assertEquals(Object.keys(imports).filter((name) => !listed.has(name)), []);
+});
