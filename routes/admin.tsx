@@ -47,7 +47,7 @@ import { StudentPage, StudentPairs } from "../views/student_page.tsx";
 import { query } from "../views/format.ts";
 import { NotEnabledPage, RolloutPanel } from "../views/rollout_panel.tsx";
 import { liveEvents } from "./admin_events.ts";
-import { isTls } from "./middleware/secure_headers.ts";
+import { requestOrigin } from "./middleware/forwarded.ts";
 import {
   clearSessionCookie,
   loginCsrfMatches,
@@ -182,12 +182,7 @@ export function adminRoutes(
   app.use(
     "/admin/*",
     csrf({
-      origin: (origin, c) => {
-        const url = new URL(c.req.url);
-        const host = (trustProxy && c.req.header("x-forwarded-host")) || c.req.header("host") || url.host;
-        const proto = isTls(c, trustProxy) ? "https" : url.protocol.replace(":", "");
-        return origin === `${proto}://${host}`;
-      },
+      origin: (origin, c) => origin === requestOrigin(c, trustProxy),
     }),
   );
   app.use("/admin/*", bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.text("Request too large", 413) }));

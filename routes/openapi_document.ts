@@ -99,7 +99,9 @@ const ref = (kind: string, name: string) => ({ $ref: `#/components/${kind}/${nam
 // Headers every response of the API carries, and the ones of limits and retries.
 const HEADERS: Record<string, { description: string; schema: JsonSchema }> = {
   "X-Request-Id": {
-    description: "The request's id (a valid incoming one is kept); quote it when reporting a problem",
+    description:
+      "The request's id (the server's own; a valid one from a trusted proxy is kept); quote it when " +
+      "reporting a problem",
     schema: { type: "string" },
   },
   "RateLimit-Policy": {

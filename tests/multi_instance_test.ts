@@ -175,7 +175,7 @@ Deno.test({
     const instances = await d.start(3, {
       RATE_LIMIT_STORE: "postgres",
       RATE_LIMIT_PER_MINUTE: "30",
-      TRUST_PROXY: "1",
+      TRUST_PROXY: "127.0.0.1/32",
     });
     const from = (address: string) => ({ headers: { "X-Forwarded-For": address } });
     for (let n = 1; n <= 30; n++) {
