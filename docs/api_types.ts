@@ -564,7 +564,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limit exceeded; wait `Retry-After` seconds */
+            /** @description Too many failed sign-ins for this email (known or not) across every instance, refused before any password check; wait Retry-After seconds (doubles per further failure, 30 s at most); or the per-IP rate limit */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -207,7 +207,7 @@ function operation(doc: RouteDoc) {
     responses[413] = problem(413);
     responses[415] = problem(415);
   }
-  responses[429] = problem(429);
+  responses[429] ??= problem(429);
   responses[500] = problem(500);
   if (doc.usesDatabase !== false) responses[503] = problem(503);
 
