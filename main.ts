@@ -113,7 +113,8 @@ try {
     scheduleIntegrityScan(services.runner, config.SCAN_CRON, { signal: stopping.signal });
   }
   // Idempotency keys are promised for 24 h; hourly pruning keeps them 48 h. Expired dashboard
-  // sessions and request figures older than the longest canary window (with margin) go too.
+  // sessions, ended sign-in failure streaks and request figures older than the longest canary window
+  // (with margin) go too.
   Deno.cron("levelguard-prune-idempotency-keys", "17 * * * *", { signal: stopping.signal }, async () => {
     try {
       const pruned = await pruneExpired(services.sql);

@@ -195,7 +195,7 @@ export interface components {
     parameters: never;
     requestBodies: never;
     headers: {
-        /** @description The request's id (a valid incoming one is kept); quote it when reporting a problem */
+        /** @description The request's id (the server's own; a valid one from a trusted proxy is kept); quote it when reporting a problem */
         "X-Request-Id": string;
         /** @description The limit per client IP, e.g. `"per-ip";q=100;w=60` (draft-ietf-httpapi-ratelimit-headers) */
         "RateLimit-Policy": string;
@@ -564,7 +564,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limit exceeded; wait `Retry-After` seconds */
+            /** @description Too many failed sign-ins for this email (known or not) across every instance, refused before any password check; wait Retry-After seconds (doubles per further failure, 30 s at most); or the per-IP rate limit */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

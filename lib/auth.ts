@@ -2,6 +2,13 @@
 import type { Admission } from "./admission.ts";
 import type { Queryable } from "./db.ts";
 import { Unauthenticated } from "./errors.ts";
+import {
+  admitLogin,
+  clearLoginFailures,
+  LOGIN_THROTTLE,
+  type LoginThrottlePolicy,
+  recordLoginFailure,
+} from "./login_throttle.ts";
 import { verifyDummy, verifyPassword } from "./password.ts";
 import type { Role } from "./model.ts";
 import { issueToken } from "./tokens.ts";
@@ -13,18 +20,27 @@ export const LOGIN_FAILED = "Invalid email or password";
  * Checks email and password; returns who it is. An unknown email still costs a
  * full password check (against a dummy hash), and an inactive user's password
  * is checked too, so neither is told apart by status, message or timing.
+ * Throttled per account first (lib/login_throttle.ts): while an email is
+ * refused, no password is derived for it, known or not.
  */
 export async function authenticate(
   sql: Queryable,
   credentials: { email: string; password: string },
   admission?: Admission,
+  throttle: LoginThrottlePolicy = LOGIN_THROTTLE,
 ): Promise<{ id: number; role: Role }> {
+  const { failed } = await admitLogin(sql, credentials.email, throttle);
   const [user] = await sql<{ id: number; role: Role; hashed_password: string; is_active: boolean }[]>`
     SELECT id, role, hashed_password, is_active FROM users WHERE lower(email) = lower(${credentials.email})`;
   const ok = user
     ? await verifyPassword(credentials.password, user.hashed_password, admission)
     : await verifyDummy(credentials.password, admission);
-  if (!user || !ok || !user.is_active) throw new Unauthenticated(LOGIN_FAILED);
+  if (!user || !ok || !user.is_active) {
+    await recordLoginFailure(sql, credentials.email, throttle);
+    throw new Unauthenticated(LOGIN_FAILED);
+  }
+  // Written only when there was a failure to forget: a sign-in storm of one account writes nothing.
+  if (failed) await clearLoginFailures(sql, credentials.email);
   return { id: user.id, role: user.role };
 }
 

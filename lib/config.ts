@@ -16,6 +16,22 @@ const cidrList = z.string().transform((raw, ctx) => {
   });
 });
 
+// TRUST_PROXY: the proxies whose forwarded headers are believed. `1`/`true` (believe any peer)
+// is refused: behind it, anyone could name their own address and wear out another's budget.
+const ANY_CLIENT =
+  "would believe any client; list your proxies' addresses instead, e.g. TRUST_PROXY=127.0.0.1/32";
+const proxyList = z.string()
+  .superRefine((v, ctx) => {
+    if (/^\s*(1|true)\s*$/i.test(v)) ctx.addIssue({ code: "custom", message: `"${v.trim()}" ${ANY_CLIENT}` });
+  })
+  .transform((v) => /^\s*(0|false)\s*$/i.test(v) ? "" : v)
+  .pipe(cidrList)
+  .superRefine((list, ctx) => {
+    // A /0 (IPv4's is /96 in the shared space) is "1" written another way.
+    const everyone = list.find((cidr) => cidr.prefix === 0 || cidr.prefix === 96);
+    if (everyone) ctx.addIssue({ code: "custom", message: `"${everyone.text}" ${ANY_CLIENT}` });
+  });
+
 const optionalUrl = z.string().trim().transform((v) => v === "" ? undefined : v).pipe(
   z.string().regex(/^postgres(ql)?:\/\//, "must start with postgres:// or postgresql://")
     .optional(),
@@ -56,7 +72,7 @@ export const configSchema = z.object({
   RATE_LIMIT_PER_MINUTE: intFrom(0, 1_000_000).default(100),
   RATE_LIMIT_EXEMPT: cidrList.default([]),
   RATE_LIMIT_STORE: z.enum(["memory", "postgres"]).default("memory"),
-  TRUST_PROXY: flag.default(false),
+  TRUST_PROXY: proxyList.default([]),
   SCAN_CRON: z.string().regex(
     /^(\S+\s+){4}\S+$/,
     "must be a 5-field cron expression",
@@ -114,7 +130,8 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
   RATE_LIMIT_PER_MINUTE: "requests per client IP per minute; 0 turns limiting off",
   RATE_LIMIT_EXEMPT: "comma-separated IPs/CIDRs never limited (load generators)",
   RATE_LIMIT_STORE: "memory (per process) or postgres (one budget across instances)",
-  TRUST_PROXY: "1: the client IP is the right-most X-Forwarded-For entry (behind nginx)",
+  TRUST_PROXY:
+    "comma-separated proxy IPs/CIDRs whose X-Forwarded-For/-Proto/-Host and X-Request-Id are believed; unset = none",
   SCAN_CRON: "integrity scan schedule, 5-field cron (UTC)",
   SCAN_ENABLED: "0 disables the scheduled scan in this instance",
   INTEGRITY_HISTORY_DAYS: "days of check history kept",

@@ -52,6 +52,14 @@ export class KeyConflict extends DomainError {
   override name = "KeyConflict";
 }
 
+/** Refused for a while (too many failed sign-ins for one account); retrying after the wait may work. */
+export class Throttled extends DomainError {
+  override name = "Throttled";
+  constructor(detail: string, readonly retryAfterSeconds: number) {
+    super(detail);
+  }
+}
+
 /** A dependency (the database) cannot serve the request now; retrying later may work. */
 export class Unavailable extends DomainError {
   override name = "Unavailable";

@@ -1,11 +1,13 @@
 /**
  * The hourly housekeeping: idempotency keys past their promise, expired
- * dashboard sessions, request figures older than the longest canary window.
+ * dashboard sessions, request figures older than the longest canary window,
+ * sign-in failure records whose streak has ended.
  * One instance does it per tick: the others find the lock taken and skip.
  */
 import { pruneRequestStats } from "./canary/request_stats.ts";
 import { pruneIdempotencyKeys } from "./coupling.ts";
 import type { Sql } from "./db.ts";
+import { pruneLoginFailures } from "./login_throttle.ts";
 import { pruneSessions } from "./sessions.ts";
 import { transaction } from "./connection.ts";
 
@@ -20,6 +22,7 @@ export interface Pruned {
   idempotency_keys: number;
   sessions: number;
   request_stats: number;
+  login_failures: number;
 }
 
 /** Deletes what has expired, in one transaction under the housekeeping lock. */
@@ -33,6 +36,7 @@ export async function pruneExpired(sql: Sql): Promise<Pruned | null> {
       idempotency_keys: await pruneIdempotencyKeys(tx),
       sessions: await pruneSessions(tx),
       request_stats: await pruneRequestStats(tx, REQUEST_STATS_DAYS),
+      login_failures: await pruneLoginFailures(tx),
     };
   });
 }

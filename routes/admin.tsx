@@ -20,7 +20,7 @@ import { authenticate } from "../lib/auth.ts";
 import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
 import type { Metrics } from "../lib/metrics.ts";
-import { Unauthenticated, Unavailable } from "../lib/errors.ts";
+import { Throttled, Unauthenticated, Unavailable } from "../lib/errors.ts";
 import type { CheckEvents } from "../lib/integrity/events.ts";
 import { healthMetrics } from "../lib/integrity/health_metrics.ts";
 import { repairAndCheck } from "../lib/integrity/repair.ts";
@@ -47,7 +47,7 @@ import { StudentPage, StudentPairs } from "../views/student_page.tsx";
 import { query } from "../views/format.ts";
 import { NotEnabledPage, RolloutPanel } from "../views/rollout_panel.tsx";
 import { liveEvents } from "./admin_events.ts";
-import { isTls } from "./middleware/secure_headers.ts";
+import { requestOrigin } from "./middleware/forwarded.ts";
 import {
   clearSessionCookie,
   loginCsrfMatches,
@@ -182,12 +182,7 @@ export function adminRoutes(
   app.use(
     "/admin/*",
     csrf({
-      origin: (origin, c) => {
-        const url = new URL(c.req.url);
-        const host = (trustProxy && c.req.header("x-forwarded-host")) || c.req.header("host") || url.host;
-        const proto = isTls(c, trustProxy) ? "https" : url.protocol.replace(":", "");
-        return origin === `${proto}://${host}`;
-      },
+      origin: (origin, c) => origin === requestOrigin(c, trustProxy),
     }),
   );
   app.use("/admin/*", bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.text("Request too large", 413) }));
@@ -243,7 +238,7 @@ export function adminRoutes(
   app.post("/admin/login", async (c) => {
     const form = await readForm(c);
     const next = safeNext(form.next);
-    const again = (status: 400 | 401 | 403 | 503, error: string) =>
+    const again = (status: 400 | 401 | 403 | 429 | 503, error: string) =>
       c.html(
         <LoginPage
           assets={assets}
@@ -266,6 +261,13 @@ export function adminRoutes(
       user = await authenticate(sql, { email, password: form.password }, passwords);
     } catch (err) {
       if (err instanceof Unauthenticated) return again(401, err.message);
+      if (err instanceof Throttled) {
+        c.header("Retry-After", String(err.retryAfterSeconds));
+        return again(
+          429,
+          `Too many failed sign-ins for this account. Wait ${err.retryAfterSeconds} s, then try again.`,
+        );
+      }
       if (err instanceof Unavailable) {
         c.header("Retry-After", String(err.retryAfterSeconds));
         return again(503, err.message);

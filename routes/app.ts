@@ -1,6 +1,5 @@
 /** Builds the Hono application from its dependencies (no I/O here). */
 import { Hono } from "hono";
-import { requestId } from "hono/request-id";
 import type { Services } from "../lib/services.ts";
 import type { Assets } from "../views/layout.tsx";
 import { adminRoutes } from "./admin.tsx";
@@ -13,6 +12,7 @@ import { databaseGuard } from "./middleware/database_guard.ts";
 import { rateLimit, type RateLimitStore, rateLimitStore } from "./middleware/rate_limit.ts";
 import { logScope } from "./middleware/log_scope.ts";
 import { pageErrors } from "./middleware/page_errors.tsx";
+import { requestId } from "./middleware/request_id.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
 import { metricsRoutes } from "./metrics.ts";
@@ -55,7 +55,7 @@ export async function appDeps(services: Services, { tokenKey }: { tokenKey: Uint
 export function createApp(deps: AppDeps) {
   const { config, sql, runner, tokenKey, migrations } = deps;
   const app = new Hono<AppEnv>();
-  app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(requestId({ trustProxy: config.TRUST_PROXY }));
   app.use(logScope);
   app.use(httpMetrics(deps.metrics));
   app.use(requestStats(deps.requestStats, deps.rollout));

@@ -40,6 +40,9 @@ export const API_CONTRACT: readonly RouteDoc[] = [
     response: loginResponse,
     responses: {
       401: "Wrong credentials or inactive user (one message for all)",
+      429: "Too many failed sign-ins for this email (known or not) across every instance, refused before " +
+        "any password check; wait Retry-After seconds (doubles per further failure, 30 s at most); or the " +
+        "per-IP rate limit",
       503: "Too many sign-ins at once (the password checks are queued and the queue is full), or the " +
         "database is unavailable; retry after Retry-After",
     },

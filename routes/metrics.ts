@@ -1,8 +1,9 @@
 /**
  * GET /metrics (Prometheus text format). With METRICS_TOKEN set, the bearer
- * token is required; unset, only loopback clients are answered (with
- * TRUST_PROXY, the forwarded client must be loopback too, so a proxy on the
- * same host does not open it to the world). Never rate limited.
+ * token is required; unset, only loopback clients are answered: the socket's
+ * peer, or behind a trusted proxy (TRUST_PROXY) the client it forwarded, so
+ * neither a proxy on the same host nor a forged X-Forwarded-For opens it to
+ * the world. Never rate limited.
  */
 import { Hono } from "hono";
 import type { Config } from "../lib/config.ts";
@@ -10,7 +11,7 @@ import type { Metrics } from "../lib/metrics.ts";
 import { inCidrs, parseCidr } from "../lib/rate_limit/ip.ts";
 import { sameSecret } from "../lib/sessions.ts";
 import type { AppEnv } from "./env.ts";
-import { requestAddress } from "./middleware/client_address.ts";
+import { requestAddress } from "./middleware/forwarded.ts";
 import { HttpProblem } from "./problem.ts";
 
 const LOOPBACK = [parseCidr("127.0.0.0/8")!, parseCidr("::1/128")!];

@@ -99,7 +99,9 @@ const ref = (kind: string, name: string) => ({ $ref: `#/components/${kind}/${nam
 // Headers every response of the API carries, and the ones of limits and retries.
 const HEADERS: Record<string, { description: string; schema: JsonSchema }> = {
   "X-Request-Id": {
-    description: "The request's id (a valid incoming one is kept); quote it when reporting a problem",
+    description:
+      "The request's id (the server's own; a valid one from a trusted proxy is kept); quote it when " +
+      "reporting a problem",
     schema: { type: "string" },
   },
   "RateLimit-Policy": {
@@ -205,7 +207,7 @@ function operation(doc: RouteDoc) {
     responses[413] = problem(413);
     responses[415] = problem(415);
   }
-  responses[429] = problem(429);
+  responses[429] ??= problem(429);
   responses[500] = problem(500);
   if (doc.usesDatabase !== false) responses[503] = problem(503);
 

@@ -15,6 +15,7 @@ import {
   Invalid,
   KeyConflict,
   NotFound,
+  Throttled,
   Unauthenticated,
   Unavailable,
 } from "../lib/errors.ts";
@@ -72,6 +73,11 @@ const DOMAIN: [abstract new (...args: never[]) => DomainError, (err: never) => P
   [NotFound, (e: NotFound) => ({ status: 404, detail: e.message })],
   [Conflict, (e: Conflict) => ({ status: 409, detail: e.message })],
   [KeyConflict, (e: KeyConflict) => ({ status: 422, detail: e.message })],
+  [Throttled, (e: Throttled) => ({
+    status: 429,
+    detail: e.message,
+    headers: { "Retry-After": String(e.retryAfterSeconds) },
+  })],
   [Unavailable, (e: Unavailable) => ({
     status: 503,
     detail: e.message,

@@ -143,6 +143,28 @@ Deno.test("a wrong password is the same message as for an unknown email; a stude
     assertEquals(c.jar.has("lg_session"), false, "no session for a non-admin");
   }));
 
+Deno.test("after five failed sign-ins the form says to wait (429, Retry-After), also for the right password", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const c = client(app);
+    for (let i = 0; i < 5; i++) {
+      assertEquals((await signIn(c, "admin@staging.example.com", "nope-nope")).status, 401);
+    }
+    for (const password of ["nope-nope", PASSWORD]) {
+      const res = await signIn(c, "admin@staging.example.com", password);
+      assertEquals(res.status, 429);
+      const wait = Number(res.headers.get("retry-after"));
+      assert(Number.isInteger(wait) && wait >= 1 && wait <= 30, `Retry-After ${wait}`);
+      const page = await res.text();
+      assertMatch(
+        page,
+        new RegExp(`Too many failed sign-ins for this account\\. Wait ${wait} s, then try again\\.`),
+      );
+      assertMatch(page, /name="email" [^>]*value="admin@staging\.example\.com"/);
+    }
+    assertEquals(c.jar.has("lg_session"), false);
+  }));
+
 Deno.test("POSTs without the session's CSRF token, or from another origin, are refused and change nothing", () =>
   withTestApp(async ({ db, app }) => {
     await seeded(db);

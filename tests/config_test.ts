@@ -9,7 +9,7 @@ Deno.test("configuration defaults match the SPEC", () => {
   assertEquals(config.JWT_TTL_SECONDS, 1800);
   assertEquals(config.RATE_LIMIT_PER_MINUTE, 100);
   assertEquals(config.RATE_LIMIT_EXEMPT, []);
-  assertEquals(config.TRUST_PROXY, false);
+  assertEquals(config.TRUST_PROXY, []);
   assertEquals(config.SCAN_CRON, "*/5 * * * *");
   assertEquals(config.DATA_DIR, "./data");
   assertEquals(config.DATABASE_URL, undefined);
@@ -19,7 +19,7 @@ Deno.test("configuration parses lists, flags and numbers", () => {
   const config = loadConfig({
     PORT: "9000",
     RATE_LIMIT_EXEMPT: "127.0.0.1/32, 10.0.0.0/8",
-    TRUST_PROXY: "1",
+    TRUST_PROXY: "127.0.0.1/32, 10.0.0.0/8",
     DATABASE_URL: "postgres://u@db:5432/x",
   });
   assertEquals(config.PORT, 9000);
@@ -27,7 +27,10 @@ Deno.test("configuration parses lists, flags and numbers", () => {
     "10.0.0.0/8",
     104,
   ]]);
-  assertEquals(config.TRUST_PROXY, true);
+  assertEquals(config.TRUST_PROXY.map((c) => c.text), ["127.0.0.1/32", "10.0.0.0/8"]);
+  for (const none of ["0", "false", ""]) {
+    assertEquals(loadConfig({ TRUST_PROXY: none }).TRUST_PROXY, [], none);
+  }
   assertEquals(config.DATABASE_URL, "postgres://u@db:5432/x");
 });
 
@@ -41,6 +44,10 @@ const bad: [string, string][] = [
   ["RATE_LIMIT_EXEMPT", "10.0.0.0/8, 300.1.1.1"],
   ["RATE_LIMIT_EXEMPT", "10.0.0.0/33"],
   ["TRUST_PROXY", "maybe"],
+  ["TRUST_PROXY", "1"],
+  ["TRUST_PROXY", "true"],
+  ["TRUST_PROXY", "10.0.0.1, 0.0.0.0/0"],
+  ["TRUST_PROXY", "::/0"],
   ["DATABASE_URL", "mysql://x"],
   ["SCAN_CRON", "every five minutes"],
   ["RATE_LIMIT_STORE", "redis"],
@@ -64,6 +71,16 @@ Deno.test("a bad RATE_LIMIT_EXEMPT entry is named in the one line", () => {
     err.message,
     /^invalid configuration: RATE_LIMIT_EXEMPT "300\.1\.1\.1\/8" is not an IP address or CIDR/,
   );
+});
+
+Deno.test("TRUST_PROXY=1, which would believe any client, is refused with what to write instead", () => {
+  for (const value of ["1", "true", "0.0.0.0/0"]) {
+    const err = assertThrows(() => loadConfig({ TRUST_PROXY: value }), ConfigError);
+    assertMatch(
+      err.message,
+      /^invalid configuration: TRUST_PROXY "[^"]+" would believe any client; list your proxies' addresses instead, e\.g\. TRUST_PROXY=127\.0\.0\.1\/32/,
+    );
+  }
 });
 
 Deno.test("secret values are never echoed in configuration errors", () => {

@@ -36,17 +36,37 @@ Deno.test("/metrics answers loopback clients only when METRICS_TOKEN is unset, a
         .status,
       403,
     );
-    // ...and with it, a proxy on this host forwarding a remote client does not open the endpoint.
-    const { app: proxied } = await another({ env: { TRUST_PROXY: "1" } });
+    // ...nor with it from a peer that is no listed proxy (TRUST_PROXY=1 believed any peer)...
+    const { app: proxied } = await another({ env: { TRUST_PROXY: "127.0.0.1/32" } });
+    for (const forged of ["127.0.0.1", "::1", "203.0.113.5, 127.0.0.1"]) {
+      assertEquals(
+        (await proxied.request("/metrics", { headers: { "x-forwarded-for": forged } }, from("203.0.113.5")))
+          .status,
+        403,
+        forged,
+      );
+    }
+    // ...and a proxy on this host forwarding a remote client does not open the endpoint.
     assertEquals(
       (await proxied.request("/metrics", { headers: { "x-forwarded-for": "198.51.100.9" } }, LOOPBACK))
         .status,
       403,
     );
     assertEquals(
+      (await proxied.request(
+        "/metrics",
+        { headers: { "x-forwarded-for": "127.0.0.1, 198.51.100.9" } },
+        LOOPBACK,
+      ))
+        .status,
+      403,
+      "a loopback address a client wrote left of the one the proxy appended",
+    );
+    assertEquals(
       (await proxied.request("/metrics", { headers: { "x-forwarded-for": "127.0.0.1" } }, LOOPBACK)).status,
       200,
     );
+    assertEquals((await proxied.request("/metrics", {}, LOOPBACK)).status, 200, "a scrape on this host");
   }));
 
 Deno.test("with METRICS_TOKEN the bearer token is required from anywhere, loopback included", () =>

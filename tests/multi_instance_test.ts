@@ -1,8 +1,8 @@
 /**
  * Three real Levelguard processes on one database: what must happen once
  * happens once (migrations, scheduled checks, status notifications, the
- * canary's rollback), what is shared is shared (the rate limit, live check
- * events, the status), and an instance that dies holding the scan lock does
+ * canary's rollback), what is shared is shared (the rate limit, sign-in
+ * throttling, live check events, the status), and an instance that dies holding the scan lock does
  * not stop the others. tests/run.ts runs this file a second time through
  * PgBouncer in transaction pooling, where instances get DATABASE_DIRECT_URL
  * (for LISTEN and the scan lock) unless a test says otherwise.
@@ -175,7 +175,7 @@ Deno.test({
     const instances = await d.start(3, {
       RATE_LIMIT_STORE: "postgres",
       RATE_LIMIT_PER_MINUTE: "30",
-      TRUST_PROXY: "1",
+      TRUST_PROXY: "127.0.0.1/32",
     });
     const from = (address: string) => ({ headers: { "X-Forwarded-For": address } });
     for (let n = 1; n <= 30; n++) {
@@ -203,6 +203,61 @@ Deno.test({
       return res.status;
     }));
     assertEquals([burst.filter((s) => s === 200).length, burst.filter((s) => s === 429).length], [30, 15]);
+  }));
+
+Deno.test({
+  ...PROCESSES,
+  name:
+    "sign-in throttling is one per account across instances and addresses: 110 wrong passwords from 110 " +
+    "addresses are 401 five times, then 429 with Retry-After, for the right password too, until the interval " +
+    "ends; an unknown email alike",
+}, () =>
+  withDeployment({}, async (d) => {
+    await d.seed(2);
+    const instances = await d.start(2, { TRUST_PROXY: "127.0.0.1/32" });
+    const login = async (n: number, email: string, password: string) => {
+      // Every attempt from another address (nginx on this host appended it), on alternating instances.
+      const res = await fetch(`${instances[n % 2].url}/api/v1/auth/login`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-Forwarded-For": `198.51.100.${n % 250}` },
+        body: JSON.stringify({ email, password }),
+      });
+      const body = await res.json();
+      return { status: res.status, retryAfter: Number(res.headers.get("retry-after")), detail: body.detail };
+    };
+    for (const email of ["admin@instances.test", "nobody@instances.test"]) {
+      const attempts: Awaited<ReturnType<typeof login>>[] = [];
+      for (let n = 1; n <= 110; n++) {
+        attempts.push(await login(n, email, n === 6 ? "admin-password" : `guess-${n}`));
+      }
+      const statuses = attempts.map((a) => a.status);
+      // The 6th, right after the free five (for the admin: the right password), is refused.
+      assertEquals(statuses.slice(0, 6), [401, 401, 401, 401, 401, 429], email);
+      // Refused attempts do not extend the refusal, so on a slow machine one that comes after it
+      // ended is judged (and doubles the next): a few at most, every other one refused unjudged.
+      assert(statuses.filter((s) => s === 401).length <= 8, `${email}: ${statuses.join(" ")}`);
+      assertEquals(statuses.filter((s) => s !== 401 && s !== 429), [], email);
+      const refusal = attempts[5];
+      assertMatch(refusal.detail, /^Too many failed sign-ins for this account; retry in \d+ s$/);
+      assert(refusal.retryAfter >= 1 && refusal.retryAfter <= 30, `Retry-After ${refusal.retryAfter}`);
+    }
+    // The right password is accepted once the interval is over, on either instance.
+    let n = 300;
+    await until(
+      "the right password is accepted",
+      async () => {
+        const { status } = await login(n++, "admin@instances.test", "admin-password");
+        assert(status === 200 || status === 429, `status ${status}`);
+        return status === 200;
+      },
+      35_000,
+      200,
+    );
+    assertEquals(
+      (await login(n, "admin@instances.test", "a typo")).status,
+      401,
+      "the success reset the count",
+    );
   }));
 
 Deno.test({

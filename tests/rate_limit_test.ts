@@ -93,13 +93,13 @@ Deno.test("IPv6 clients are counted per /64, so rotating addresses does not rese
     assertEquals((await get(app, "2001:db8:1:3::1")).status, 200);
   }));
 
-Deno.test("X-Forwarded-For is ignored unless TRUST_PROXY=1, and then its right-most entry counts", () =>
+Deno.test("X-Forwarded-For is ignored unless the peer is a listed proxy, and then the client it appended counts", () =>
   withTestApp({ env: { RATE_LIMIT_PER_MINUTE: "2" } }, async ({ app: direct, another }) => {
     await burn(direct, "127.0.0.1", 2, { "X-Forwarded-For": "1.1.1.1" });
     // A forged header does not buy a new budget from the same socket.
     assertEquals((await get(direct, "127.0.0.1", undefined, { "X-Forwarded-For": "2.2.2.2" })).status, 429);
 
-    const { app: proxied } = await another({ env: { TRUST_PROXY: "1" } });
+    const { app: proxied } = await another({ env: { TRUST_PROXY: "127.0.0.1/32" } });
     await burn(proxied, "127.0.0.1", 2, { "X-Forwarded-For": "198.51.100.20" });
     assertEquals(
       (await get(proxied, "127.0.0.1", undefined, { "X-Forwarded-For": "9.9.9.9, 198.51.100.20" })).status,
@@ -114,10 +114,28 @@ Deno.test("X-Forwarded-For is ignored unless TRUST_PROXY=1, and then its right-m
 
 Deno.test("TRUST_PROXY with an exempt CIDR exempts the forwarded client, not the proxy", () =>
   withTestApp({
-    env: { RATE_LIMIT_PER_MINUTE: "2", TRUST_PROXY: "1", RATE_LIMIT_EXEMPT: "192.168.50.0/24" },
+    env: { RATE_LIMIT_PER_MINUTE: "2", TRUST_PROXY: "127.0.0.1/32", RATE_LIMIT_EXEMPT: "192.168.50.0/24" },
   }, async ({ app }) => {
     assert((await burn(app, "127.0.0.1", 10, { "X-Forwarded-For": "192.168.50.7" })).every((s) => s === 200));
-    assertEquals((await burn(app, "192.168.50.1", 3, { "X-Forwarded-For": "8.8.8.8" })).at(-1), 429);
+    assertEquals((await burn(app, "127.0.0.1", 3, { "X-Forwarded-For": "8.8.8.8" })).at(-1), 429);
+    // A peer that is no listed proxy is the client itself, whatever it forwards (here: exempt).
+    assertEquals((await burn(app, "192.168.50.1", 3, { "X-Forwarded-For": "8.8.8.9" })).at(-1), 200);
+  }));
+
+Deno.test("static assets are not counted: 105 reloads of the stylesheet leave the API's whole budget", () =>
+  withTestApp({ env: LIMITED }, async ({ app, deps }) => {
+    const ip = "203.0.113.60";
+    for (let i = 1; i <= 105; i++) {
+      const css = await get(app, ip, deps.assets.css);
+      assertEquals(css.status, 200, `reload ${i}`);
+      assertEquals(css.headers.get("ratelimit"), null, "not counted");
+    }
+    for (const asset of [deps.assets.htmx, deps.assets.icon, "/static/css/no-such-file.css"]) {
+      assertEquals((await get(app, ip, asset)).headers.get("ratelimit"), null, asset);
+    }
+    const api = await get(app, ip);
+    assertEquals(api.status, 200);
+    assertMatch(api.headers.get("ratelimit") ?? "", /^"per-ip";r=99;/);
   }));
 
 Deno.test("RATE_LIMIT_PER_MINUTE=0 turns limiting off entirely", () =>

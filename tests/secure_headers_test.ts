@@ -1,13 +1,17 @@
 /** Security headers on a bare Hono app: every response, errors included, over plain HTTP and TLS. */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { Hono } from "hono";
+import { parseCidr } from "../lib/rate_limit/ip.ts";
 import { HSTS, secureHeaders } from "../routes/middleware/secure_headers.ts";
 import { onError, onNotFound } from "../routes/problem.ts";
 import { capturingStderr } from "./_fixture.ts";
 
+const PROXY = "10.0.0.1";
+const from = (hostname: string) => ({ remoteAddr: { transport: "tcp", hostname, port: 40000 } });
+
 function app(trustProxy = false) {
   const app = new Hono();
-  app.use(secureHeaders({ trustProxy }));
+  app.use(secureHeaders({ trustProxy: trustProxy ? [parseCidr(PROXY)!] : [] }));
   app.onError(onError);
   app.notFound(onNotFound);
   app.get("/ok", (c) => c.json({ ok: true }));
@@ -38,8 +42,13 @@ Deno.test("every response carries a strict CSP and the secure headers, without a
 });
 
 Deno.test("HSTS is sent over TLS: an https URL, or X-Forwarded-Proto https from a trusted proxy only", async () => {
-  const hsts = async (trustProxy: boolean, url: string, headers: Record<string, string> = {}) => {
-    const res = await app(trustProxy).request(url, { headers });
+  const hsts = async (
+    trustProxy: boolean,
+    url: string,
+    headers: Record<string, string> = {},
+    peer = PROXY,
+  ) => {
+    const res = await app(trustProxy).request(url, { headers }, from(peer));
     await res.body?.cancel();
     return res.headers.get("strict-transport-security");
   };
@@ -47,4 +56,7 @@ Deno.test("HSTS is sent over TLS: an https URL, or X-Forwarded-Proto https from 
   assertEquals(await hsts(false, "http://levelguard.example/ok", { "X-Forwarded-Proto": "https" }), null);
   assertEquals(await hsts(true, "http://levelguard.example/ok", { "X-Forwarded-Proto": "https" }), HSTS);
   assertEquals(await hsts(true, "http://levelguard.example/ok", { "X-Forwarded-Proto": "http" }), null);
+  // Proxies are named: another peer's X-Forwarded-Proto is not believed.
+  const forged = { "X-Forwarded-Proto": "https" };
+  assertEquals(await hsts(true, "http://levelguard.example/ok", forged, "203.0.113.5"), null);
 });

@@ -16,6 +16,16 @@ Deno.test("bad configuration stops startup with one line naming the variable", a
   assertMatch(stderr, /^levelguard: invalid configuration: DB_POOL_MAX /);
 });
 
+Deno.test("TRUST_PROXY=1 stops startup with one line saying what to write instead", async () => {
+  const { code, stderr } = await startMain({ TRUST_PROXY: "1" });
+  assertEquals(code, 1);
+  assertEquals(stderr.split("\n").length, 1, stderr);
+  assertMatch(
+    stderr,
+    /^levelguard: invalid configuration: TRUST_PROXY "1" would believe any client; .*TRUST_PROXY=127\.0\.0\.1\/32/,
+  );
+});
+
 Deno.test("a database that is down stops startup with one line", async () => {
   const { code, stderr } = await startMain({
     DATABASE_URL: `postgres://nobody@127.0.0.1:${closedPort()}/none`,

@@ -91,26 +91,6 @@ export function inCidrs(address: bigint, cidrs: readonly Cidr[]): boolean {
 }
 
 /**
- * The address the limiter counts: with `trustProxy`, the right-most valid
- * X-Forwarded-For entry (the one our proxy appended; entries to its left are
- * client-supplied and can be forged), else the socket's peer address.
- */
-export function clientAddress(
-  peer: string | undefined,
-  forwardedFor: string | undefined,
-  trustProxy: boolean,
-): bigint | null {
-  if (trustProxy && forwardedFor) {
-    const entries = forwardedFor.split(",");
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const ip = parseIp(entries[i]);
-      if (ip !== null) return ip;
-    }
-  }
-  return peer === undefined ? null : parseIp(peer);
-}
-
-/**
  * The bucket an address counts against: IPv4 (also IPv4-mapped) per address,
  * IPv6 per /64, since one host usually holds a whole /64 and could rotate.
  */

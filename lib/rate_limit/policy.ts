@@ -6,6 +6,19 @@ export const RATE_LIMIT_WINDOW_MS = 60_000;
 /** Paths that are never limited: probes and scrapes must work while a client is throttled. */
 export const RATE_LIMIT_FREE_PATHS: ReadonlySet<string> = new Set(["/healthz", "/readyz", "/metrics"]);
 
+/**
+ * Prefixes that are never limited: the dashboard's assets (versioned URLs,
+ * cached `immutable`, a file read each) are not API use; counted, 105 reloads
+ * of a page's stylesheet locked the API out for that address.
+ */
+export const RATE_LIMIT_FREE_PREFIXES: readonly string[] = ["/static/"];
+
+/** True for a path the limiter does not count (RATE_LIMIT_FREE_PATHS, RATE_LIMIT_FREE_PREFIXES). */
+export function rateLimitFree(path: string): boolean {
+  return RATE_LIMIT_FREE_PATHS.has(path) ||
+    RATE_LIMIT_FREE_PREFIXES.some((prefix) => path.startsWith(prefix));
+}
+
 // Policy name shown in the headers (draft-ietf-httpapi-ratelimit-headers, structured fields).
 const POLICY = "per-ip";
 

@@ -6,15 +6,15 @@ import type { Config } from "../../lib/config.ts";
 import type { Sql } from "../../lib/db.ts";
 import { inCidrs, limiterKey } from "../../lib/rate_limit/ip.ts";
 import {
-  RATE_LIMIT_FREE_PATHS,
   RATE_LIMIT_WINDOW_MS,
+  rateLimitFree,
   rateLimitHeaders,
   type RateLimitState,
   secondsUntil,
 } from "../../lib/rate_limit/policy.ts";
 import { PostgresRateLimitStore } from "../../lib/rate_limit/postgres_store.ts";
 import { HttpProblem } from "../problem.ts";
-import { requestAddress } from "./client_address.ts";
+import { requestAddress } from "./forwarded.ts";
 
 /** Context variables of the limiter. */
 type LimitEnv = { Variables: { clientAddress: bigint | null; rateLimit: RateLimitInfo } };
@@ -43,7 +43,7 @@ function state(info: RateLimitInfo): RateLimitState {
 }
 
 /**
- * Limits every request except the probes to `RATE_LIMIT_PER_MINUTE` per client
+ * Limits every request except the probes and static assets to `RATE_LIMIT_PER_MINUTE` per client
  * (none when 0); exempt CIDRs pass uncounted. 429 is a problem with
  * `Retry-After`; every counted response carries `RateLimit-Policy`/`RateLimit`.
  */
@@ -67,7 +67,7 @@ export function rateLimit({ config, store }: { config: LimitConfig; store: RateL
   });
 
   return createMiddleware<LimitEnv>(async (c, next) => {
-    if (RATE_LIMIT_FREE_PATHS.has(c.req.path)) return await next();
+    if (rateLimitFree(c.req.path)) return await next();
     const address = requestAddress(c, config.TRUST_PROXY);
     if (address !== null && inCidrs(address, exempt)) return await next();
     c.set("clientAddress", address);

@@ -1,7 +1,8 @@
 /** Security headers on every response: Hono's secureHeaders, a strict CSP, HSTS over TLS only. */
-import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { secureHeaders as honoSecureHeaders } from "hono/secure-headers";
+import type { TrustedProxies } from "../../lib/forwarded.ts";
+import { isTls } from "./forwarded.ts";
 
 /** One year, subdomains included: sent only when the request came over TLS. */
 export const HSTS = "max-age=31536000; includeSubDomains";
@@ -21,16 +22,8 @@ const CSP = {
   frameAncestors: ["'none'"],
 };
 
-/** True when the client reached us over TLS (directly, or via a trusted proxy's X-Forwarded-Proto). */
-export function isTls(c: Context, trustProxy: boolean): boolean {
-  if (new URL(c.req.url).protocol === "https:") return true;
-  if (!trustProxy) return false;
-  const proto = c.req.header("x-forwarded-proto")?.split(",")[0].trim().toLowerCase();
-  return proto === "https";
-}
-
 /** The headers middleware; mount it first so error and 429 responses get the headers too. */
-export function secureHeaders(options: { trustProxy: boolean }) {
+export function secureHeaders(options: { trustProxy: TrustedProxies }) {
   const base = honoSecureHeaders({
     contentSecurityPolicy: CSP,
     // Set below, only over TLS: HSTS on plain HTTP is ignored at best.

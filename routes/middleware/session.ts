@@ -10,7 +10,8 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import type { Sql } from "../../lib/db.ts";
 import { findSession, sameSecret, type Session } from "../../lib/sessions.ts";
-import { isTls } from "./secure_headers.ts";
+import type { TrustedProxies } from "../../lib/forwarded.ts";
+import { isTls } from "./forwarded.ts";
 
 /** Context variables of signed-in requests. */
 export type SessionEnv = {
@@ -21,7 +22,7 @@ const NAME = "lg_session";
 const LOGIN_CSRF = "lg_login";
 
 /** Cookie options for this request: Secure and `__Host-` over TLS. */
-function cookieOptions(c: Context, trustProxy: boolean, maxAge: number) {
+function cookieOptions(c: Context, trustProxy: TrustedProxies, maxAge: number) {
   const tls = isTls(c, trustProxy);
   return {
     httpOnly: true,
@@ -32,22 +33,22 @@ function cookieOptions(c: Context, trustProxy: boolean, maxAge: number) {
   };
 }
 
-function cookieName(c: Context, trustProxy: boolean, name: string) {
+function cookieName(c: Context, trustProxy: TrustedProxies, name: string) {
   return isTls(c, trustProxy) ? `__Host-${name}` : name;
 }
 
 /** Sets the session cookie. */
-export function setSessionCookie(c: Context, trustProxy: boolean, token: string, maxAge: number) {
+export function setSessionCookie(c: Context, trustProxy: TrustedProxies, token: string, maxAge: number) {
   setCookie(c, NAME, token, cookieOptions(c, trustProxy, maxAge));
 }
 
 /** Removes the session cookie. */
-export function clearSessionCookie(c: Context, trustProxy: boolean) {
+export function clearSessionCookie(c: Context, trustProxy: TrustedProxies) {
   deleteCookie(c, cookieName(c, trustProxy, NAME), { path: "/", secure: isTls(c, trustProxy) });
 }
 
 /** The sign-in form's CSRF token: reuses the cookie's, or sets a new one. */
-export function loginCsrfToken(c: Context, trustProxy: boolean): string {
+export function loginCsrfToken(c: Context, trustProxy: TrustedProxies): string {
   const existing = getCookie(c, cookieName(c, trustProxy, LOGIN_CSRF));
   if (existing && /^[A-Za-z0-9_-]{20,100}$/.test(existing)) return existing;
   const token = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(24))))
@@ -57,7 +58,11 @@ export function loginCsrfToken(c: Context, trustProxy: boolean): string {
 }
 
 /** True when the posted token matches the sign-in form's cookie. */
-export function loginCsrfMatches(c: Context, trustProxy: boolean, posted: string | undefined): boolean {
+export function loginCsrfMatches(
+  c: Context,
+  trustProxy: TrustedProxies,
+  posted: string | undefined,
+): boolean {
   const cookie = getCookie(c, cookieName(c, trustProxy, LOGIN_CSRF));
   return Boolean(cookie && posted && sameSecret(cookie, posted));
 }
@@ -80,7 +85,7 @@ export function safeNext(next: string | undefined): string {
  * sign-in page and comes back afterwards; an htmx request is told to go there
  * (`HX-Redirect`). A POST must carry the session's CSRF token.
  */
-export function requireSession({ sql, trustProxy }: { sql: Sql; trustProxy: boolean }) {
+export function requireSession({ sql, trustProxy }: { sql: Sql; trustProxy: TrustedProxies }) {
   return createMiddleware<SessionEnv>(async (c, next) => {
     const token = getCookie(c, cookieName(c, trustProxy, NAME));
     const session = token ? await findSession(sql, token) : null;
