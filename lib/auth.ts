@@ -18,14 +18,18 @@ export async function authenticate(
   sql: Queryable,
   credentials: { email: string; password: string },
   admission?: Admission,
-): Promise<{ id: number; role: Role }> {
-  const [user] = await sql<{ id: number; role: Role; hashed_password: string; is_active: boolean }[]>`
-    SELECT id, role, hashed_password, is_active FROM users WHERE lower(email) = lower(${credentials.email})`;
+): Promise<{ id: number; role: Role; epoch: number }> {
+  const [user] = await sql<
+    { id: number; role: Role; hashed_password: string; is_active: boolean; auth_epoch: number }[]
+  >`
+    SELECT id, role, hashed_password, is_active, auth_epoch
+    FROM users WHERE lower(email) = lower(${credentials.email})`;
   const ok = user
     ? await verifyPassword(credentials.password, user.hashed_password, admission)
     : await verifyDummy(credentials.password, admission);
   if (!user || !ok || !user.is_active) throw new Unauthenticated(LOGIN_FAILED);
-  return { id: user.id, role: user.role };
+  // The epoch the password was checked at: a change since then (even during the check) ends the token.
+  return { id: user.id, role: user.role, epoch: user.auth_epoch };
 }
 
 /** Checks the credentials and issues an access token for the API. */
@@ -37,5 +41,5 @@ export async function login(
   admission?: Admission,
 ): Promise<{ token: string; expiresIn: number }> {
   const user = await authenticate(sql, credentials, admission);
-  return await issueToken(key, { userId: user.id, role: user.role }, ttlSeconds);
+  return await issueToken(key, { userId: user.id, role: user.role, epoch: user.epoch }, ttlSeconds);
 }
