@@ -7,7 +7,8 @@
  * is written. In the pass through PgBouncer the second instance has no
  * DATABASE_DIRECT_URL: it cannot LISTEN and polls.
  */
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { Unauthenticated } from "../lib/errors.ts";
 import { hashPassword } from "../lib/password.ts";
 import { createSession } from "../lib/sessions.ts";
 import { hasServer, pooledPort } from "./_db.ts";
@@ -238,4 +239,43 @@ Deno.test({
     } finally {
       await reader.cancel().catch(() => {});
     }
+  }));
+
+// ---- the epoch in the database --------------------------------------------------------------
+
+Deno.test({
+  name:
+    "the epoch moves on with activation, role and password only, never back, ending the account's sessions; " +
+    "a sign-in whose account changed meanwhile opens none",
+  ignore: !hasServer,
+}, () =>
+  withTestApp(async ({ db }) => {
+    const [{ id }] = await db.sql<{ id: number }[]>`
+      INSERT INTO users (email, hashed_password, role) VALUES ('e@example.test', 'h0', 'ADMIN') RETURNING id`;
+    const state = async () => {
+      const [row] = await db.sql<{ epoch: number; sessions: number }[]>`
+        SELECT auth_epoch AS epoch, (SELECT count(*)::int FROM admin_sessions WHERE user_id = ${id}) AS sessions
+        FROM users WHERE id = ${id}`;
+      return row;
+    };
+    await createSession(db.sql, id, 600, 0);
+    await db
+      .sql`UPDATE users SET full_name = 'Someone', updated_at = now(), hashed_password = 'h0' WHERE id = ${id}`;
+    assertEquals(await state(), { epoch: 0, sessions: 1 }, "a name, a timestamp, the same hash: no change");
+    await db.sql`UPDATE users SET hashed_password = 'h1' WHERE id = ${id}`;
+    assertEquals(await state(), { epoch: 1, sessions: 0 });
+    // An operator's "sign out everywhere", and an attempt to revive old tokens.
+    await db.sql`UPDATE users SET auth_epoch = auth_epoch + 1 WHERE id = ${id}`;
+    await db.sql`UPDATE users SET auth_epoch = 0 WHERE id = ${id}`;
+    assertEquals((await state()).epoch, 3, "never back");
+
+    // The password was checked at epoch 3; the account moves on before the session is opened.
+    await db.sql`UPDATE users SET role = 'INSTRUCTOR' WHERE id = ${id}`;
+    await assertRejects(() => createSession(db.sql, id, 600, 3), Unauthenticated);
+    await db.sql`UPDATE users SET role = 'ADMIN' WHERE id = ${id}`;
+    await assertRejects(() => createSession(db.sql, id, 600, 4), Unauthenticated); // an epoch already past
+    await createSession(db.sql, id, 600, 5);
+    await db.sql`UPDATE users SET is_active = false WHERE id = ${id}`;
+    assertEquals(await state(), { epoch: 6, sessions: 0 });
+    await assertRejects(() => createSession(db.sql, id, 600), Unauthenticated); // inactive
   }));

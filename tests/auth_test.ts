@@ -196,3 +196,34 @@ Deno.test("verified tokens are kept for their life only, and never a bad one", a
   later = 36_000;
   assertEquals(await past.verify(short.token), null);
 });
+
+Deno.test("a token issued beyond the clock tolerance in the future is refused, one within it is not", async () => {
+  const { SignJWT } = await import("jose");
+  const { ISSUER } = await import("../lib/tokens.ts");
+  const now = new Date("2030-01-01T00:00:00Z");
+  const at = (iatOffsetS: number) =>
+    new SignJWT({ role: "ADMIN", ep: 0 }).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject("7")
+      .setIssuer(ISSUER).setIssuedAt(now.getTime() / 1000 + iatOffsetS)
+      .setExpirationTime(now.getTime() / 1000 + 600).sign(TEST_TOKEN_KEY);
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(0), now), { userId: 7, role: "ADMIN", epoch: 0 });
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(5), now), { userId: 7, role: "ADMIN", epoch: 0 });
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(6), now), null, "beyond the 5 s tolerance");
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(3600), now), null);
+});
+
+Deno.test("a token carries its account's epoch; one without it (issued before epochs) or with a bad one is refused", async () => {
+  const { SignJWT } = await import("jose");
+  const { ISSUER, issueToken } = await import("../lib/tokens.ts");
+  const { token } = await issueToken(TEST_TOKEN_KEY, { userId: 7, role: "ADMIN", epoch: 3 }, 600);
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, token), { userId: 7, role: "ADMIN", epoch: 3 });
+  for (
+    const claims of [{ role: "ADMIN" }, { role: "ADMIN", ep: "3" }, { role: "ADMIN", ep: -1 }, {
+      role: "ADMIN",
+      ep: 1.5,
+    }]
+  ) {
+    const old = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject("7")
+      .setIssuer(ISSUER).setIssuedAt().setExpirationTime("10m").sign(TEST_TOKEN_KEY);
+    assertEquals(await verifyToken(TEST_TOKEN_KEY, old), null, JSON.stringify(claims));
+  }
+});
