@@ -249,6 +249,8 @@ export class Accounts implements AccountLookup {
         await this.refresh();
         this.#recovered();
       } catch (err) {
+        // The pool was closed by its owner (shutting down): it never answers again.
+        if ((err as { code?: string }).code === "CONNECTION_ENDED") return void this.stop();
         this.#failed(err);
       }
       this.#schedule();
