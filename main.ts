@@ -59,13 +59,17 @@ try {
   // there is. Through a pooler LISTEN needs a direct connection; without one, everything polls.
   const listenOn = listenConnection(db);
   if (listenOn) await services.events.listen(listenOn);
+  // Tokens and streams answer for their account as it is now: changes from any writer arrive through
+  // LISTEN, or by comparing the accounts held with the database twice a second where it cannot run.
+  await services.accounts.start(listenOn);
   if (db.session) {
     const warning = await checkPooledTimeout(db.sql, config.DB_STATEMENT_TIMEOUT_MS);
     if (warning) log("warn", warning);
     if (!db.session.direct) {
       log(
         "info",
-        "through a pooler without DATABASE_DIRECT_URL: no LISTEN, dashboards and the status cache poll",
+        "through a pooler without DATABASE_DIRECT_URL: no LISTEN, dashboards, the status cache and " +
+          "the accounts poll",
       );
     }
   }
@@ -143,6 +147,7 @@ try {
     const flushMs = Math.max(0, graceMs - (Date.now() - stoppingSince));
     await Promise.race([services.requestStats.stop(), new Promise((r) => setTimeout(r, flushMs))]);
     services.replica?.stop();
+    await services.accounts.stop();
     // A status change found by the last check still reaches the webhooks, within the grace period.
     await services.notifier.settled(Math.max(0, graceMs - (Date.now() - stoppingSince)));
     // A query the grace period cut (a check's scan) is not waited for: exiting closes its connection.

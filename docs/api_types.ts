@@ -246,7 +246,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description No token, or a malformed, tampered, expired or foreign token */
+            /** @description No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -259,7 +259,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -377,7 +377,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid token, or the token's user is gone, inactive or no longer an admin */
+            /** @description No valid token, or its account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -390,7 +390,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -665,7 +665,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No token, or a malformed, tampered, expired or foreign token */
+            /** @description No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -678,7 +678,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -808,7 +808,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No token, or a malformed, tampered, expired or foreign token */
+            /** @description No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -821,7 +821,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -993,7 +993,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No token, or a malformed, tampered, expired or foreign token */
+            /** @description No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1006,7 +1006,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1139,7 +1139,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description No token, or a malformed, tampered, expired or foreign token */
+            /** @description No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1152,7 +1152,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1265,7 +1265,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No token, or a malformed, tampered, expired or foreign token */
+            /** @description No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1278,7 +1278,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1481,7 +1481,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No token, or a malformed, tampered, expired or foreign token */
+            /** @description No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1494,7 +1494,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN) */
+            /** @description A valid token whose account's role is not ADMIN */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1722,7 +1722,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No valid token, or the token's user no longer exists or is inactive */
+            /** @description No valid token, or its account changed since it was issued (deactivated, another role, a new password) or is gone */
             401: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1735,7 +1735,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A valid token without the role (ADMIN, INSTRUCTOR) */
+            /** @description A valid token whose account's role is not ADMIN or INSTRUCTOR */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

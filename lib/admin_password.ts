@@ -20,7 +20,9 @@ export async function setAdminPassword(q: Queryable, password: string, email?: s
     ORDER BY id`;
   if (admins.length === 0) {
     throw new NotFound(
-      email ? `no admin with email ${email}` : "there is no admin account; run deno task seed",
+      email
+        ? `no admin with email ${email}`
+        : "there is no admin account; create one with deno task admin:create --email E",
     );
   }
   if (admins.length > 1) {

@@ -28,10 +28,13 @@ export async function authenticate(
   credentials: { email: string; password: string },
   admission?: Admission,
   throttle: LoginThrottlePolicy = LOGIN_THROTTLE,
-): Promise<{ id: number; role: Role }> {
+): Promise<{ id: number; role: Role; epoch: number }> {
   const { failed } = await admitLogin(sql, credentials.email, throttle);
-  const [user] = await sql<{ id: number; role: Role; hashed_password: string; is_active: boolean }[]>`
-    SELECT id, role, hashed_password, is_active FROM users WHERE lower(email) = lower(${credentials.email})`;
+  const [user] = await sql<
+    { id: number; role: Role; hashed_password: string; is_active: boolean; auth_epoch: number }[]
+  >`
+    SELECT id, role, hashed_password, is_active, auth_epoch
+    FROM users WHERE lower(email) = lower(${credentials.email})`;
   const ok = user
     ? await verifyPassword(credentials.password, user.hashed_password, admission)
     : await verifyDummy(credentials.password, admission);
@@ -41,7 +44,8 @@ export async function authenticate(
   }
   // Written only when there was a failure to forget: a sign-in storm of one account writes nothing.
   if (failed) await clearLoginFailures(sql, credentials.email);
-  return { id: user.id, role: user.role };
+  // The epoch the password was checked at: a change since then (even during the check) ends the token.
+  return { id: user.id, role: user.role, epoch: user.auth_epoch };
 }
 
 /** Checks the credentials and issues an access token for the API. */
@@ -53,5 +57,5 @@ export async function login(
   admission?: Admission,
 ): Promise<{ token: string; expiresIn: number }> {
   const user = await authenticate(sql, credentials, admission);
-  return await issueToken(key, { userId: user.id, role: user.role }, ttlSeconds);
+  return await issueToken(key, { userId: user.id, role: user.role, epoch: user.epoch }, ttlSeconds);
 }

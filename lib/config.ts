@@ -135,7 +135,8 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
   SCAN_CRON: "integrity scan schedule, 5-field cron (UTC)",
   SCAN_ENABLED: "0 disables the scheduled scan in this instance",
   INTEGRITY_HISTORY_DAYS: "days of check history kept",
-  SEED_ADMIN_PASSWORD: "seed: the admin's password; embedded first start: the demo admin's (random if unset)",
+  SEED_ADMIN_PASSWORD:
+    "seed, admin:create, admin:password: the admin's password (else asked for); embedded first start: the demo admin's (random if unset)",
   SEED_STUDENT_PASSWORD: "seed: the students' shared password",
   LOG_REQUESTS: "one JSON log line per request",
   SHUTDOWN_GRACE_S: "on SIGTERM/SIGINT, seconds in-flight requests and a running check get to finish",

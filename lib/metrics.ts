@@ -27,7 +27,7 @@ import { VIOLATION_KINDS } from "./model.ts";
 import type { ReplicaState } from "./replica.ts";
 
 /** Database work that fails outside a request's answer, as `levelguard_background_errors_total` labels it. */
-export const BACKGROUND_TASKS = ["rate_limit_store", "request_stats", "prune"] as const;
+export const BACKGROUND_TASKS = ["rate_limit_store", "request_stats", "prune", "accounts"] as const;
 
 /** The version of this build (bumped with releases). */
 export const VERSION = "0.9.0";
@@ -245,7 +245,8 @@ export class Metrics {
     name: "levelguard_background_errors_total",
     help:
       "Database work outside a request's answer that failed: the shared rate-limit counter (the request " +
-      "passed unlimited), the canary's request figures (kept for the next try), the hourly pruning",
+      "passed unlimited), the canary's request figures (kept for the next try), the hourly pruning, the " +
+      "comparison of the accounts held with the database (tokens checked against the last state known)",
     labelNames: ["task"] as const,
     registers: [this.registry],
   });

@@ -3,6 +3,7 @@
  * database: the server (main.ts), the tasks (lib/cli/) and the tests all wire
  * themselves through here, so each gets the same runner for the same pool.
  */
+import { Accounts, sqlAccountSource } from "./accounts.ts";
 import { Admission } from "./admission.ts";
 import type { Config } from "./config.ts";
 import { AutoRollback } from "./canary/auto_rollback.ts";
@@ -30,6 +31,11 @@ export interface Services {
   watch: DatabaseWatch;
   /** Full checks starting and ending, on this instance or (with LISTEN) any other. */
   events: CheckEvents;
+  /**
+   * The accounts tokens speak for, as they are now (started by main.ts with LISTEN where it can run,
+   * polling elsewhere; by the test fixture polling).
+   */
+  accounts: Accounts;
   /** The gate in front of password derivations (logins). */
   passwords: Admission;
   /** The status report, kept in memory between check events. */
@@ -88,6 +94,9 @@ export async function buildServices(
     maxWaitMs: config.PASSWORD_QUEUE_MAX_WAIT_MS,
   });
   const rollout = new RolloutCache(db.sql);
+  const accounts = new Accounts(sqlAccountSource(db.sql), {
+    onError: () => metrics.backgroundErrors.inc({ task: "accounts" }),
+  });
   const metrics = new Metrics({
     status: () => status.report(),
     passwords,
@@ -120,6 +129,7 @@ export async function buildServices(
     migrations: migrations ?? await readMigrations(),
     watch,
     events,
+    accounts,
     status,
     passwords,
     metrics,

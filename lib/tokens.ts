@@ -1,4 +1,8 @@
-/** Access tokens: HS256 JWTs with pinned algorithm, issuer and a small clock tolerance. */
+/**
+ * Access tokens: HS256 JWTs with pinned algorithm, issuer and a small clock
+ * tolerance, carrying the account's epoch (`ep`, lib/accounts.ts) so that a
+ * later activation, role or password change ends them.
+ */
 import { errors, jwtVerify, SignJWT } from "jose";
 import { type Role, ROLES } from "./model.ts";
 
@@ -6,10 +10,12 @@ import { type Role, ROLES } from "./model.ts";
 export const ISSUER = "levelguard";
 const CLOCK_TOLERANCE_S = 5;
 
-/** Who a verified token speaks for. */
+/** Who a verified token speaks for (as far as its claims go: the account decides, lib/accounts.ts). */
 export interface Principal {
   userId: number;
   role: Role;
+  /** The account's `auth_epoch` when the token was issued (claim `ep`). */
+  epoch: number;
 }
 
 /** Signs a token for a user; returns it with its lifetime in seconds. */
@@ -18,7 +24,7 @@ export async function issueToken(
   principal: Principal,
   ttlSeconds: number,
 ): Promise<{ token: string; expiresIn: number }> {
-  const token = await new SignJWT({ role: principal.role })
+  const token = await new SignJWT({ role: principal.role, ep: principal.epoch })
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })
     .setSubject(String(principal.userId))
     .setIssuer(ISSUER)
@@ -28,7 +34,11 @@ export async function issueToken(
   return { token, expiresIn: ttlSeconds };
 }
 
-/** Verifies a token; null for anything invalid (malformed, tampered, alg none, wrong issuer, expired). */
+/**
+ * Verifies a token; null for anything invalid (malformed, tampered, alg none,
+ * wrong issuer, expired, issued in the future, or without an epoch: issued
+ * before tokens carried one).
+ */
 export async function verifyToken(
   key: Uint8Array,
   token: string,
@@ -42,12 +52,18 @@ export async function verifyToken(
       clockTolerance: CLOCK_TOLERANCE_S,
       requiredClaims: ["sub", "iat", "exp"],
     });
+    // jose checks `iat` only against a maximum age: a token "issued" later than now is ours to refuse.
+    if ((payload.iat as number) > now.getTime() / 1000 + CLOCK_TOLERANCE_S) return null;
     const userId = Number(payload.sub);
     const role = payload.role as Role;
-    if (!Number.isSafeInteger(userId) || userId <= 0 || !(ROLES as readonly string[]).includes(role)) {
+    const epoch = payload.ep;
+    if (
+      !Number.isSafeInteger(userId) || userId <= 0 || !(ROLES as readonly string[]).includes(role) ||
+      typeof epoch !== "number" || !Number.isSafeInteger(epoch) || epoch < 0
+    ) {
       return null;
     }
-    return { userId, role };
+    return { userId, role, epoch };
   } catch (err) {
     if (err instanceof errors.JOSEError || err instanceof TypeError) return null;
     throw err;

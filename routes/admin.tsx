@@ -16,6 +16,7 @@ import { inRollout } from "../lib/canary/bucket.ts";
 import { canaryReport } from "../lib/canary/verdict.ts";
 import { rolloutPercent, rolloutState, setRollout } from "../lib/canary/rollout.ts";
 import type { RolloutCache } from "../lib/canary/rollout_cache.ts";
+import type { Accounts } from "../lib/accounts.ts";
 import { authenticate } from "../lib/auth.ts";
 import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
@@ -64,6 +65,8 @@ export interface AdminDeps {
   sql: Sql;
   runner: IntegrityRunner;
   events: CheckEvents;
+  /** The accounts as they are now: an account that changes ends its live streams at once. */
+  accounts: Pick<Accounts, "watch">;
   config: Pick<
     Config,
     "SCAN_ENABLED" | "SCAN_CRON" | "TRUST_PROXY" | "DASHBOARD_REFRESH_SECONDS" | "SESSION_TTL_SECONDS"
@@ -149,7 +152,7 @@ function partState(c: Context, target: string): { params: Record<string, string>
 
 /** The dashboard; mount at "/". */
 export function adminRoutes(
-  { sql, runner, events, config, assets, passwords, metrics, rollout, soakHours, reads }: AdminDeps,
+  { sql, runner, events, accounts, config, assets, passwords, metrics, rollout, soakHours, reads }: AdminDeps,
 ) {
   const trustProxy = config.TRUST_PROXY;
   const app = new Hono<SessionEnv>();
@@ -259,6 +262,12 @@ export function adminRoutes(
     let user;
     try {
       user = await authenticate(sql, { email, password: form.password }, passwords);
+      // Only for the account as its password was checked (it may have changed since).
+      if (user.role === "ADMIN") {
+        const session = await createSession(sql, user.id, config.SESSION_TTL_SECONDS, user.epoch);
+        setSessionCookie(c, trustProxy, session.token, config.SESSION_TTL_SECONDS);
+        return c.redirect(next, 303);
+      }
     } catch (err) {
       if (err instanceof Unauthenticated) return again(401, err.message);
       if (err instanceof Throttled) {
@@ -274,12 +283,7 @@ export function adminRoutes(
       }
       throw err;
     }
-    if (user.role !== "ADMIN") {
-      return c.html(<ForbiddenPage assets={assets} email={email} role={user.role} />, 403);
-    }
-    const session = await createSession(sql, user.id, config.SESSION_TTL_SECONDS);
-    setSessionCookie(c, trustProxy, session.token, config.SESSION_TTL_SECONDS);
-    return c.redirect(next, 303);
+    return c.html(<ForbiddenPage assets={assets} email={email} role={user.role} />, 403);
   });
 
   app.post("/admin/logout", signedIn, async (c) => {
@@ -515,12 +519,18 @@ export function adminRoutes(
 
   // ---- live updates ------------------------------------------------------------------
 
-  const live = liveEvents(events, { sessionLive: (key) => sessionLive(sql, key) });
+  const live = liveEvents(events, {
+    sessionLive: (key) => sessionLive(sql, key),
+    accountChanged: (userId, epoch, fn) => accounts.watch(userId, epoch, fn),
+  });
   metrics.countLiveStreams(() => live.open);
   app.get(
     "/admin/health/events",
     ...dashboard,
-    (c) => live.stream(c, { userId: c.get("session").userId, sessionKey: c.get("session").tokenHash }),
+    (c) => {
+      const { userId, tokenHash, epoch } = c.get("session");
+      return live.stream(c, { userId, sessionKey: tokenHash, epoch });
+    },
   );
 
   /** The query of the health page htmx posted from (none when it came from elsewhere). */

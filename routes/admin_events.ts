@@ -5,8 +5,10 @@
  * tab too many opens), a keep-alive comment every 15 s (streamSSE sends none).
  * A stream ends when its session does: at once when the sign-out lands on this
  * instance, and at the next keep-alive when it landed on another one (or the
- * session expired, or the admin was deactivated), since each keep-alive asks
- * the database whether the session still holds.
+ * session expired), since each keep-alive asks the database whether the
+ * session still holds. A change of the account (deactivated, demoted, a new
+ * password: its sessions are deleted with it) ends its streams at once, on
+ * every instance (lib/accounts.ts).
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
@@ -23,12 +25,16 @@ export interface StreamOwner {
   userId: number;
   /** The session's token hash. */
   sessionKey: string;
+  /** The account's epoch when the session was looked up. */
+  epoch: number;
 }
 
 /** What the streams need. */
 export interface LiveOptions {
   /** Whether a session (by token hash) is still signed in; asked at every keep-alive. */
   sessionLive: (sessionKey: string) => Promise<boolean>;
+  /** Calls `fn` once the account is no longer at `epoch`; returns how to stop (lib/accounts.ts `watch`). */
+  accountChanged: (userId: number, epoch: number, fn: () => void) => () => void;
   /** Between keep-alives (tests shorten it). */
   keepAliveMs?: number;
 }
@@ -79,6 +85,7 @@ export function liveEvents(events: CheckEvents, options: LiveOptions) {
         wake();
       });
       sse.onAbort(() => entry.close(false));
+      const unwatch = options.accountChanged(owner.userId, owner.epoch, () => entry.close(true));
       try {
         await sse.writeSSE({ event: "hello", data: JSON.stringify({ live: events.listening }) });
         while (!closed) {
@@ -116,6 +123,7 @@ export function liveEvents(events: CheckEvents, options: LiveOptions) {
         // The client went away mid-write; nothing to tell anyone.
       } finally {
         unsubscribe();
+        unwatch();
         open--;
         const list = byUser.get(owner.userId) ?? [];
         const at = list.indexOf(entry);
@@ -127,7 +135,7 @@ export function liveEvents(events: CheckEvents, options: LiveOptions) {
   }
 
   /** Ends the streams of one session (its sign-out on this instance). */
-  function closeSession(owner: StreamOwner) {
+  function closeSession(owner: Omit<StreamOwner, "epoch">) {
     for (const entry of [...(byUser.get(owner.userId) ?? [])]) {
       if (entry.sessionKey === owner.sessionKey) entry.close(true);
     }

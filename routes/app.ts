@@ -82,7 +82,10 @@ export function createApp(deps: AppDeps) {
     authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS, passwords: deps.passwords }),
   );
   const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
-  app.route("/", progressRoutes({ sql, tokenKey, answerWithinMs, metrics: deps.metrics }));
+  app.route(
+    "/",
+    progressRoutes({ sql, tokenKey, accounts: deps.accounts, answerWithinMs, metrics: deps.metrics }),
+  );
   app.route(
     "/api/v1/health",
     healthRoutes({
@@ -90,13 +93,14 @@ export function createApp(deps: AppDeps) {
       runner,
       status: deps.status,
       tokenKey,
+      accounts: deps.accounts,
       metrics: deps.metrics,
       requestStats: deps.requestStats,
       soakHours: config.CANARY_STEP_HOURS,
       reads: deps.reads,
     }),
   );
-  app.route("/", rolloutRoutes({ sql, rollout: deps.rollout, tokenKey }));
+  app.route("/", rolloutRoutes({ sql, rollout: deps.rollout, tokenKey, accounts: deps.accounts }));
   app.use("/admin/*", guard);
   app.route(
     "/",
@@ -104,6 +108,7 @@ export function createApp(deps: AppDeps) {
       sql,
       runner,
       events: deps.events,
+      accounts: deps.accounts,
       config,
       assets: deps.assets,
       passwords: deps.passwords,

@@ -57,7 +57,8 @@ export const API_CONTRACT: readonly RouteDoc[] = [
     body: progressUpdateBody,
     response: progressUpdateResponse,
     responses: {
-      401: "No valid token, or the token's user no longer exists or is inactive",
+      401: "No valid token, or its account changed since it was issued (deactivated, another role, a new " +
+        "password) or is gone",
       404: "Unknown student (or not a student)",
       422: "Idempotency-Key reused with another body",
       503: "The database is unavailable or busy, or the connection was lost mid-update without an " +
@@ -153,7 +154,10 @@ export const API_CONTRACT: readonly RouteDoc[] = [
     roles: ADMIN,
     body: rolloutBody,
     response: rolloutStateSchema,
-    responses: { 401: "No valid token, or the token's user is gone, inactive or no longer an admin" },
+    responses: {
+      401: "No valid token, or its account changed since it was issued (deactivated, another role, a new " +
+        "password) or is gone",
+    },
     example: { percent: 100, reason: "everyone" },
   },
   {

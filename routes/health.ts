@@ -1,5 +1,6 @@
 /** /api/v1/health/*: integrity status, metrics, violations, check-now and repair (ADMIN only). */
 import { Hono } from "hono";
+import type { AccountLookup } from "../lib/accounts.ts";
 import { canaryReport } from "../lib/canary/verdict.ts";
 import type { RequestStats } from "../lib/canary/request_stats.ts";
 import type { Sql } from "../lib/db.ts";
@@ -23,6 +24,8 @@ export interface HealthDeps {
   /** The status report, kept in memory between check events. */
   status: StatusCache;
   tokenKey: Uint8Array;
+  /** The accounts tokens speak for, as they are now. */
+  accounts: AccountLookup;
   metrics: Metrics;
   requestStats: RequestStats;
   /** CANARY_STEP_HOURS. */
@@ -33,11 +36,11 @@ export interface HealthDeps {
 
 /** The health API; mount under /api/v1/health. */
 export function healthRoutes(
-  { sql, runner, status, tokenKey, metrics, requestStats, soakHours, reads }: HealthDeps,
+  { sql, runner, status, tokenKey, accounts, metrics, requestStats, soakHours, reads }: HealthDeps,
 ) {
   const app = new Hono<AuthEnv>();
   // On each route rather than "*": a method a path does not serve is 405, not 401.
-  const admin = roleGuard(tokenKey)("ADMIN");
+  const admin = roleGuard(tokenKey, accounts)("ADMIN");
   app.use("*", async (c, next) => {
     await next();
     c.header("Cache-Control", "no-store");

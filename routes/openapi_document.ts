@@ -126,10 +126,14 @@ const PROBLEMS: Record<number, { description: string; headers: string[] }> = {
     headers: ["RateLimit-Policy", "RateLimit"],
   },
   401: {
-    description: "No token, or a malformed, tampered, expired or foreign token",
+    description: "No token, or a malformed, tampered, expired, future-dated or foreign token, or one whose " +
+      "account changed since it was issued (deactivated, another role, a new password) or is gone",
     headers: ["WWW-Authenticate", "RateLimit-Policy", "RateLimit"],
   },
-  403: { description: "A valid token without the role", headers: ["RateLimit-Policy", "RateLimit"] },
+  403: {
+    description: "A valid token whose account's role may not do this",
+    headers: ["RateLimit-Policy", "RateLimit"],
+  },
   404: { description: "Not found", headers: ["RateLimit-Policy", "RateLimit"] },
   405: { description: "Another method of this path; `Allow` lists the served ones", headers: ["Allow"] },
   413: { description: "Body over 16 KB", headers: [] },
@@ -197,7 +201,7 @@ function operation(doc: RouteDoc) {
   if (doc.body || doc.query || doc.requestHeaders?.length) responses[400] = problem(400);
   if (doc.roles.length) {
     responses[401] = problem(401);
-    responses[403] = problem(403, `A valid token without the role (${doc.roles.join(", ")})`);
+    responses[403] = problem(403, `A valid token whose account's role is not ${doc.roles.join(" or ")}`);
   }
   for (const [status, description] of Object.entries(doc.responses ?? {})) {
     responses[status] = problem(Number(status), description);

@@ -1,5 +1,6 @@
 /** POST /api/v1/specializations/progress/update: XP through the coupling enforcer. */
 import { Hono } from "hono";
+import type { AccountLookup } from "../lib/accounts.ts";
 import { applyXpChange } from "../lib/coupling.ts";
 import type { Sql } from "../lib/db.ts";
 import type { Metrics } from "../lib/metrics.ts";
@@ -18,14 +19,15 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** The progress update endpoint (ADMIN, INSTRUCTOR). */
 export function progressRoutes(
-  { sql, tokenKey, answerWithinMs, metrics }: {
+  { sql, tokenKey, accounts, answerWithinMs, metrics }: {
     sql: Sql;
     tokenKey: Uint8Array;
+    accounts: AccountLookup;
     answerWithinMs: number;
     metrics: Metrics;
   },
 ) {
-  const allow = roleGuard(tokenKey);
+  const allow = roleGuard(tokenKey, accounts);
   const app = new Hono<AuthEnv & GuardEnv>();
   app.post(
     "/api/v1/specializations/progress/update",

@@ -1,5 +1,6 @@
 /** /api/v1/admin/rollout: the dashboard's rollout percentage (ADMIN only), read and set with a reason. */
 import { Hono } from "hono";
+import type { AccountLookup } from "../lib/accounts.ts";
 import { activeAdminEmail, rolloutState, setRollout } from "../lib/canary/rollout.ts";
 import type { RolloutCache } from "../lib/canary/rollout_cache.ts";
 import type { Sql } from "../lib/db.ts";
@@ -13,12 +14,14 @@ export interface RolloutDeps {
   sql: Sql;
   rollout: RolloutCache;
   tokenKey: Uint8Array;
+  /** The accounts tokens speak for, as they are now. */
+  accounts: AccountLookup;
 }
 
 /** GET and PUT /api/v1/admin/rollout. */
-export function rolloutRoutes({ sql, rollout, tokenKey }: RolloutDeps) {
+export function rolloutRoutes({ sql, rollout, tokenKey, accounts }: RolloutDeps) {
   const app = new Hono<AuthEnv>();
-  const admin = roleGuard(tokenKey)("ADMIN");
+  const admin = roleGuard(tokenKey, accounts)("ADMIN");
   const noStore = { "Cache-Control": "no-store" };
 
   app.get("/api/v1/admin/rollout", admin, async (c) => {

@@ -57,13 +57,19 @@ const DEFAULTS = {
   ...(pooledPort ? { DB_PREPARE: "0" } : {}),
 };
 
+/** Every app built by the current test, stopped at its end. */
+const built: AppDeps[] = [];
+
 async function build(config: Config, sql: Sql, url: string, sessionSql?: Sql) {
   // Behind a pooler the scan lock lives in a transaction on a client of its own (lib/db.ts, session).
   const session = sessionSql ? { sql: sessionSql, direct: false } : undefined;
   const services = await buildServices(config, { sql, probe: connectionProbe(url, 2), session });
   // As main.ts does after migrating (an unmigrated test database has no setting yet: 100 then).
   await services.rollout.percent().catch(() => {});
+  // An app in a test has no LISTEN of its own: account changes reach it by polling, as behind a pooler.
+  await services.accounts.start(null);
   const deps = await appDeps(services, { tokenKey: TEST_TOKEN_KEY });
+  built.push(deps);
   return { app: createApp(deps), deps };
 }
 
@@ -95,16 +101,40 @@ export async function withTestApp(
         build(configFor(env), sql ?? db.sql, url ?? db.url, url === undefined ? session() : undefined),
     });
   } finally {
+    for (const deps of built.splice(0)) await deps.accounts.stop();
     await db.close();
     await Deno.remove(logDir, { recursive: true }).catch(() => {});
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 }
 
-/** A bearer header for a user id and role, signed with the test key. */
-export async function bearer(userId: number, role: Role, ttl = 600): Promise<Record<string, string>> {
-  const { token } = await issueToken(TEST_TOKEN_KEY, { userId, role }, ttl);
+/**
+ * A bearer header for a user id and role, signed with the test key, at the
+ * account's `epoch` (0: never changed since it was created). The guard checks
+ * it against the account: the user must exist with that role.
+ */
+export async function bearer(
+  userId: number,
+  role: Role,
+  ttl = 600,
+  epoch = 0,
+): Promise<Record<string, string>> {
+  const { token } = await issueToken(TEST_TOKEN_KEY, { userId, role, epoch }, ttl);
   return { Authorization: `Bearer ${token}` };
+}
+
+/**
+ * A bearer header for an active admin of the test database: the first there
+ * is (the seeded one), or a new one (id 201) when there is none. Call it after
+ * seeding: seed() fills an empty database only.
+ */
+export async function adminBearer(sql: Sql): Promise<Record<string, string>> {
+  const [found] = await sql<{ id: number; auth_epoch: number }[]>`
+    SELECT id, auth_epoch FROM users WHERE role = 'ADMIN' AND is_active ORDER BY id LIMIT 1`;
+  const [admin] = found ? [found] : await sql<{ id: number; auth_epoch: number }[]>`
+    INSERT INTO users (id, email, hashed_password, role)
+    VALUES (201, 'admin201@test.example', 'unused', 'ADMIN') RETURNING id, auth_epoch`;
+  return await bearer(admin.id, "ADMIN", 600, admin.auth_epoch);
 }
 
 /** A loopback port nothing listens on (free a moment ago). */

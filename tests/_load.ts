@@ -14,9 +14,13 @@ export interface Sent {
 /** The JWT_SECRET the fault tests give their servers. */
 export const LOAD_SECRET = "fault-test-secret-fault-test-secret-0000";
 
-/** A bearer header for `userId` (an admin) signed with LOAD_SECRET. */
-export async function loadToken(userId: number): Promise<string> {
-  const { token } = await issueToken(new TextEncoder().encode(LOAD_SECRET), { userId, role: "ADMIN" }, 600);
+/** A bearer header for `userId` (an admin, at `epoch`: 0 until it changes) signed with LOAD_SECRET. */
+export async function loadToken(userId: number, epoch = 0): Promise<string> {
+  const { token } = await issueToken(
+    new TextEncoder().encode(LOAD_SECRET),
+    { userId, role: "ADMIN", epoch },
+    600,
+  );
   return `Bearer ${token}`;
 }
 

@@ -610,10 +610,11 @@ Deno.test("a sign-out on any instance ends that session's live streams within on
     const [here, elsewhere, other] = [await sessionKey(), await sessionKey(), await sessionKey()];
     const live = liveEvents(new CheckEvents(), {
       sessionLive: (key) => sessionLive(db.sql, key),
+      accountChanged: () => () => {},
       keepAliveMs: 100,
     });
     const app = new Hono();
-    app.get("/events", (c) => live.stream(c, { userId, sessionKey: c.req.query("s")! }));
+    app.get("/events", (c) => live.stream(c, { userId, sessionKey: c.req.query("s")!, epoch: 0 }));
     const open = async (key: string) => readStream(await app.request(`/events?s=${key}`));
     const streams = [await open(here), await open(elsewhere), await open(other)];
     try {

@@ -6,6 +6,8 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { Hono } from "hono";
 import { SignJWT } from "jose";
+import { Accounts, type AccountState } from "../lib/accounts.ts";
+import type { Sql } from "../lib/db.ts";
 import type { Role } from "../lib/model.ts";
 import { ISSUER } from "../lib/tokens.ts";
 import { API_CONTRACT } from "../routes/contract.ts";
@@ -15,20 +17,73 @@ import { jsonBody } from "../routes/middleware/validate.ts";
 import { mountedApiRoutes, protectedRoutes, type RouteDoc, routeKey } from "../routes/openapi_document.ts";
 import { onError } from "../routes/problem.ts";
 import { progressUpdateBody } from "../routes/schemas.ts";
+import { memorySource } from "./_accounts.ts";
 import { type App, bearer, capturingStderr, TEST_TOKEN_KEY, withTestApp } from "./_fixture.ts";
+
+// ---- the accounts tokens speak for -------------------------------------------
+
+/** The accounts of the matrix, in the database (full app) or in memory (bare app). */
+const ACCOUNTS: { id: number; role: Role; active: boolean; epoch: number }[] = [
+  { id: 11, role: "STUDENT", active: true, epoch: 0 },
+  { id: 12, role: "INSTRUCTOR", active: true, epoch: 0 },
+  { id: 13, role: "ADMIN", active: true, epoch: 0 },
+  // Its password was changed once since the token below was issued.
+  { id: 14, role: "ADMIN", active: true, epoch: 1 },
+  { id: 15, role: "ADMIN", active: false, epoch: 1 },
+  // Demoted: was an admin when its token was issued.
+  { id: 16, role: "INSTRUCTOR", active: true, epoch: 1 },
+];
+
+/** Creates the matrix's accounts; the trigger of migration 0012 moves the epochs as a real change would. */
+async function createAccounts(sql: Sql) {
+  for (const a of ACCOUNTS) {
+    // 16 was an admin.
+    await sql`INSERT INTO users (id, email, hashed_password, role)
+      VALUES (${a.id}, ${`user${a.id}@example.test`}, 'x', ${a.id === 16 ? "ADMIN" : a.role})`;
+  }
+  await sql`UPDATE users SET hashed_password = 'changed' WHERE id = 14`;
+  await sql`UPDATE users SET is_active = false WHERE id = 15`;
+  await sql`UPDATE users SET role = 'INSTRUCTOR' WHERE id = 16`;
+  const rows = await sql<{ id: number; auth_epoch: number }[]>`
+    SELECT id, auth_epoch FROM users WHERE id BETWEEN 11 AND 16 ORDER BY id`;
+  assertEquals(
+    rows.map((r) => r.auth_epoch),
+    ACCOUNTS.map((a) => a.epoch),
+    "each change moved the epoch once",
+  );
+}
+
+/** The matrix's accounts in memory, for a bare app. */
+function accountsInMemory(): Accounts {
+  const states = new Map<number, AccountState>(
+    ACCOUNTS.map((a) => [a.id, { role: a.role, active: a.active, epoch: a.epoch }]),
+  );
+  return new Accounts(memorySource(states));
+}
 
 // ---- tokens of every kind ------------------------------------------------
 
 const b64url = (value: unknown) =>
   btoa(JSON.stringify(value)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 
+/** A token of the real admin 13 at its epoch, but for what `claims` change (`ep: null`: no epoch claim). */
 function sign(
-  claims: { sub?: string; role?: string; iss?: string; iat?: number; exp?: number | null },
+  claims: {
+    sub?: string;
+    role?: string;
+    iss?: string;
+    iat?: number;
+    exp?: number | null;
+    ep?: number | null;
+  },
   key = TEST_TOKEN_KEY,
 ) {
   const now = Math.floor(Date.now() / 1000);
-  const jwt = new SignJWT({ role: claims.role ?? "ADMIN" }).setProtectedHeader({ alg: "HS256", typ: "JWT" })
-    .setSubject(claims.sub ?? "1").setIssuer(claims.iss ?? ISSUER).setIssuedAt(claims.iat ?? now);
+  const payload = claims.ep === null
+    ? { role: claims.role ?? "ADMIN" }
+    : { role: claims.role ?? "ADMIN", ep: claims.ep ?? 0 };
+  const jwt = new SignJWT(payload).setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(claims.sub ?? "13").setIssuer(claims.iss ?? ISSUER).setIssuedAt(claims.iat ?? now);
   if (claims.exp !== null) jwt.setExpirationTime(claims.exp ?? now + 600);
   return jwt.sign(key);
 }
@@ -37,7 +92,7 @@ type Outcome = "401" | "role";
 
 /** Every way a caller can present itself, and whether it must be refused before any role check. */
 async function credentials(): Promise<
-  { name: string; headers: Record<string, string>; outcome: Outcome; role?: Role }[]
+  { name: string; headers: Record<string, string>; outcome: Outcome; role?: Role; detail?: string }[]
 > {
   const now = Math.floor(Date.now() / 1000);
   const admin = await sign({ role: "ADMIN" });
@@ -82,9 +137,30 @@ async function credentials(): Promise<
       outcome: "401",
     },
     { name: "an unknown role", headers: auth(await sign({ role: "ROOT" })), outcome: "401" },
+    // Issued before tokens carried the account's epoch: refused, the holder signs in again.
+    { name: "a token without an epoch", headers: auth(await sign({ ep: null })), outcome: "401" },
+    {
+      name: "a token issued a minute in the future",
+      headers: auth(await sign({ iat: now + 60, exp: now + 660 })),
+      outcome: "401",
+    },
+    ...[
+      { name: "a real student presenting the ADMIN role", headers: await bearer(11, "ADMIN") },
+      { name: "a user who does not exist", headers: await bearer(999_999, "ADMIN") },
+      { name: "an admin whose password changed since", headers: await bearer(14, "ADMIN") },
+      { name: "a deactivated admin", headers: await bearer(15, "ADMIN", 600, 1) },
+      { name: "a demoted admin", headers: await bearer(16, "ADMIN") },
+      { name: "an epoch the account never had", headers: await bearer(13, "ADMIN", 600, 7) },
+    ].map((c) => ({ ...c, outcome: "401" as const, detail: "Invalid or expired token" })),
     { name: "a student", headers: await bearer(11, "STUDENT"), outcome: "role", role: "STUDENT" },
     { name: "an instructor", headers: await bearer(12, "INSTRUCTOR"), outcome: "role", role: "INSTRUCTOR" },
     { name: "an admin", headers: await bearer(13, "ADMIN"), outcome: "role", role: "ADMIN" },
+    {
+      name: "a demoted admin signed in again",
+      headers: await bearer(16, "INSTRUCTOR", 600, 1),
+      outcome: "role",
+      role: "INSTRUCTOR",
+    },
   ];
 }
 
@@ -125,6 +201,7 @@ async function authMatrix(
         } else {
           assertEquals(res.status, expected, body);
           assertEquals(res.headers.get("content-type"), "application/problem+json");
+          if (cred.detail) assertEquals(JSON.parse(body).detail, cred.detail);
           if (expected === 401) {
             assertEquals(res.headers.get("www-authenticate"), 'Bearer realm="levelguard"');
           }
@@ -136,19 +213,15 @@ async function authMatrix(
 
 Deno.test("every protected endpoint answers 401, 403 or lets the caller in, by token and role", (t) =>
   withTestApp(async ({ db, app }) => {
-    // The role tokens below speak for these accounts (actions check the caller still exists).
-    await db.sql`
-      INSERT INTO users (id, email, hashed_password, role) VALUES
-        (11, 'student@example.test', 'x', 'STUDENT'),
-        (12, 'instructor@example.test', 'x', 'INSTRUCTOR'),
-        (13, 'admin@example.test', 'x', 'ADMIN')`;
+    // The tokens below speak for these accounts, as they are in the database.
+    await createAccounts(db.sql);
     const routes = protectedRoutes(API_CONTRACT);
     assert(routes.length >= 6, `the contract lists the protected routes (${routes.length})`);
     await authMatrix(t, app, routes);
   }));
 
 Deno.test("the role guard gives 401 before 403 and checks roles, on a bare app made for the test", async (t) => {
-  const allow = roleGuard(TEST_TOKEN_KEY);
+  const allow = roleGuard(TEST_TOKEN_KEY, accountsInMemory());
   const app = new Hono<AuthEnv>();
   app.onError(onError);
   app.get("/api/v1/_test/admin", allow("ADMIN"), (c) => c.json({ ok: true }));

@@ -43,7 +43,11 @@ Deno.test("login returns a bearer token for the user's id and role, valid for JW
     assertEquals(res.headers.get("cache-control"), "no-store");
     const body = loginResponse.parse(await res.json());
     assertEquals([body.token_type, body.expires_in], ["bearer", 900]);
-    assertEquals(await verifyToken(TEST_TOKEN_KEY, body.access_token), { userId: id, role: "ADMIN" });
+    assertEquals(await verifyToken(TEST_TOKEN_KEY, body.access_token), {
+      userId: id,
+      role: "ADMIN",
+      epoch: 0,
+    });
     const [, payload] = body.access_token.split(".");
     const claims = JSON.parse(atob(payload.replace(/-/g, "+").replace(/_/g, "/")));
     assertEquals([claims.sub, claims.role, claims.iss, claims.exp - claims.iat], [
@@ -162,29 +166,66 @@ Deno.test("a student may log in; the token carries the STUDENT role", () =>
     const res = await login(app, { email: "student@example.test", password: PASSWORD });
     assertEquals(res.status, 200);
     const { access_token } = await res.json();
-    assertEquals(await verifyToken(TEST_TOKEN_KEY, access_token), { userId: id, role: "STUDENT" });
+    assertEquals(await verifyToken(TEST_TOKEN_KEY, access_token), { userId: id, role: "STUDENT", epoch: 0 });
   }));
 
 Deno.test("verified tokens are kept for their life only, and never a bad one", async () => {
   const { VerifiedTokens, issueToken } = await import("../lib/tokens.ts");
   const tokens = new VerifiedTokens(TEST_TOKEN_KEY, 2);
-  const { token } = await issueToken(TEST_TOKEN_KEY, { userId: 7, role: "ADMIN" }, 600);
-  assertEquals(await tokens.verify(token), { userId: 7, role: "ADMIN" });
-  assertEquals(await tokens.verify(token), { userId: 7, role: "ADMIN" });
+  const { token } = await issueToken(TEST_TOKEN_KEY, { userId: 7, role: "ADMIN", epoch: 0 }, 600);
+  assertEquals(await tokens.verify(token), { userId: 7, role: "ADMIN", epoch: 0 });
+  assertEquals(await tokens.verify(token), { userId: 7, role: "ADMIN", epoch: 0 });
   assertEquals(tokens.size, 1);
   assertEquals(await tokens.verify(token.slice(0, -2) + "xx"), null);
   assertEquals(tokens.size, 1, "a tampered token is not kept");
   for (const id of [8, 9, 10]) {
-    await tokens.verify((await issueToken(TEST_TOKEN_KEY, { userId: id, role: "STUDENT" }, 600)).token);
+    await tokens.verify(
+      (await issueToken(TEST_TOKEN_KEY, { userId: id, role: "STUDENT", epoch: 0 }, 600)).token,
+    );
   }
   assertEquals(tokens.size, 2, "bounded");
   // An expired token is refused even if it was once valid (expiry plus the 5 s tolerance).
-  const short = await issueToken(TEST_TOKEN_KEY, { userId: 11, role: "ADMIN" }, 30);
+  const short = await issueToken(TEST_TOKEN_KEY, { userId: 11, role: "ADMIN", epoch: 0 }, 30);
   let later = 0;
   const past = new VerifiedTokens(TEST_TOKEN_KEY, 100, () => Date.now() + later);
-  assertEquals(await past.verify(short.token), { userId: 11, role: "ADMIN" });
+  assertEquals(await past.verify(short.token), { userId: 11, role: "ADMIN", epoch: 0 });
   later = 34_000;
-  assertEquals(await past.verify(short.token), { userId: 11, role: "ADMIN" }, "within the tolerance");
+  assertEquals(
+    await past.verify(short.token),
+    { userId: 11, role: "ADMIN", epoch: 0 },
+    "within the tolerance",
+  );
   later = 36_000;
   assertEquals(await past.verify(short.token), null);
+});
+
+Deno.test("a token issued beyond the clock tolerance in the future is refused, one within it is not", async () => {
+  const { SignJWT } = await import("jose");
+  const { ISSUER } = await import("../lib/tokens.ts");
+  const now = new Date("2030-01-01T00:00:00Z");
+  const at = (iatOffsetS: number) =>
+    new SignJWT({ role: "ADMIN", ep: 0 }).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject("7")
+      .setIssuer(ISSUER).setIssuedAt(now.getTime() / 1000 + iatOffsetS)
+      .setExpirationTime(now.getTime() / 1000 + 600).sign(TEST_TOKEN_KEY);
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(0), now), { userId: 7, role: "ADMIN", epoch: 0 });
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(5), now), { userId: 7, role: "ADMIN", epoch: 0 });
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(6), now), null, "beyond the 5 s tolerance");
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, await at(3600), now), null);
+});
+
+Deno.test("a token carries its account's epoch; one without it (issued before epochs) or with a bad one is refused", async () => {
+  const { SignJWT } = await import("jose");
+  const { ISSUER, issueToken } = await import("../lib/tokens.ts");
+  const { token } = await issueToken(TEST_TOKEN_KEY, { userId: 7, role: "ADMIN", epoch: 3 }, 600);
+  assertEquals(await verifyToken(TEST_TOKEN_KEY, token), { userId: 7, role: "ADMIN", epoch: 3 });
+  for (
+    const claims of [{ role: "ADMIN" }, { role: "ADMIN", ep: "3" }, { role: "ADMIN", ep: -1 }, {
+      role: "ADMIN",
+      ep: 1.5,
+    }]
+  ) {
+    const old = await new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT" }).setSubject("7")
+      .setIssuer(ISSUER).setIssuedAt().setExpirationTime("10m").sign(TEST_TOKEN_KEY);
+    assertEquals(await verifyToken(TEST_TOKEN_KEY, old), null, JSON.stringify(claims));
+  }
 });

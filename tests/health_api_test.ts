@@ -1,13 +1,10 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { hasServer } from "./_db.ts";
-import { bearer, withTestApp } from "./_fixture.ts";
+import { adminBearer, bearer, withTestApp } from "./_fixture.ts";
 import { breakKnownPairs, seedConsistent } from "./_integrity.ts";
 
 /** The schedule configured, so next_check_at is set. */
 const SCHEDULED = { pool: 8, env: { SCAN_ENABLED: "1", SCAN_CRON: "*/5 * * * *" } };
-
-/** An admin's bearer header (the health routes read the role from the token). */
-const adminAuth = () => bearer(201, "ADMIN");
 
 const STATUS_KEYS = [
   "consistency_rate",
@@ -23,8 +20,8 @@ const STATUS_KEYS = [
 ].sort();
 
 Deno.test("status is unknown before the first check, with every field present", () =>
-  withTestApp(SCHEDULED, async ({ app }) => {
-    const auth = await adminAuth();
+  withTestApp(SCHEDULED, async ({ db, app }) => {
+    const auth = await adminBearer(db.sql);
     const res = await app.request("/api/v1/health/status", { headers: auth });
     assertEquals(res.status, 200);
     assertEquals(res.headers.get("cache-control"), "no-store");
@@ -41,7 +38,9 @@ Deno.test("status is unknown before the first check, with every field present", 
   }));
 
 Deno.test("the health endpoints need an ADMIN token: 401 without one, 403 for other roles", () =>
-  withTestApp(SCHEDULED, async ({ app }) => {
+  withTestApp(SCHEDULED, async ({ db, app }) => {
+    await db.sql`INSERT INTO users (id, email, hashed_password, role)
+      VALUES (5, 'i@test.example', 'x', 'INSTRUCTOR'), (6, 's@test.example', 'x', 'STUDENT')`;
     const paths = [
       ["GET", "/api/v1/health/status"],
       ["GET", "/api/v1/health/metrics"],
@@ -51,8 +50,8 @@ Deno.test("the health endpoints need an ADMIN token: 401 without one, 403 for ot
     ];
     for (const [method, path] of paths) {
       assertEquals((await app.request(path, { method })).status, 401, path);
-      for (const role of ["INSTRUCTOR", "STUDENT"] as const) {
-        const res = await app.request(path, { method, headers: await bearer(5, role) });
+      for (const [id, role] of [[5, "INSTRUCTOR"], [6, "STUDENT"]] as const) {
+        const res = await app.request(path, { method, headers: await bearer(id, role) });
         assertEquals(res.status, 403, `${role} ${path}`);
       }
     }
@@ -60,8 +59,8 @@ Deno.test("the health endpoints need an ADMIN token: 401 without one, 403 for ot
 
 Deno.test("status is served from the last finished full check", () =>
   withTestApp(SCHEDULED, async ({ db, app }) => {
-    const auth = await adminAuth();
     const pairs = await seedConsistent(db.sql, 100);
+    const auth = await adminBearer(db.sql);
     const { expected, brokenPairs } = await breakKnownPairs(db.sql);
     const check = await (await app.request("/api/v1/health/check-now", { method: "POST", headers: auth }))
       .json();
@@ -84,8 +83,8 @@ Deno.test("status is served from the last finished full check", () =>
 
 Deno.test("check-now accepts no body, an empty JSON body and {}; a non-integer user_id is 400", () =>
   withTestApp(SCHEDULED, async ({ db, app }) => {
-    const auth = await adminAuth();
     await seedConsistent(db.sql, 20);
+    const auth = await adminBearer(db.sql);
     const url = "/api/v1/health/check-now";
     const json = { ...auth, "Content-Type": "application/json" };
     assertEquals((await app.request(url, { method: "POST", headers: auth })).status, 200);
@@ -111,8 +110,8 @@ Deno.test({
   ignore: !hasServer,
 }, () =>
   withTestApp(SCHEDULED, async ({ db, app }) => {
-    const auth = await adminAuth();
     await seedConsistent(db.sql, 200);
+    const auth = await adminBearer(db.sql);
     const responses = await Promise.all(
       Array.from({ length: 6 }, () =>
         app.request("/api/v1/health/check-now", { method: "POST", headers: auth })),
@@ -128,12 +127,12 @@ Deno.test({
 
 Deno.test("metrics aggregate the window's checks, with history points", () =>
   withTestApp(SCHEDULED, async ({ db, app }) => {
-    const auth = await adminAuth();
     // History first (ids follow time, as in production): a scheduled success three hours ago.
     await db.sql`INSERT INTO integrity_checks (trigger, outcome, status, started_at, finished_at, duration_ms,
         pairs_checked, consistent_pairs, violation_count, consistency_rate)
       VALUES ('schedule', 'success', 'healthy', now() - interval '3 hours', now() - interval '3 hours', 10, 10, 10, 0, 1)`;
     await seedConsistent(db.sql, 50);
+    const auth = await adminBearer(db.sql);
     await app.request("/api/v1/health/check-now", { method: "POST", headers: auth });
     await breakKnownPairs(db.sql);
     await app.request("/api/v1/health/check-now", { method: "POST", headers: auth });
@@ -165,8 +164,8 @@ Deno.test("metrics aggregate the window's checks, with history points", () =>
 
 Deno.test("violations pagination walks every item exactly once, with filters and total", () =>
   withTestApp(SCHEDULED, async ({ db, app }) => {
-    const auth = await adminAuth();
     await seedConsistent(db.sql, 300);
+    const auth = await adminBearer(db.sql);
     // 30 missing licenses, ids spread over the table.
     await db.sql`DELETE FROM user_licenses WHERE id IN (SELECT id FROM user_licenses ORDER BY id LIMIT 30)`;
     await breakKnownPairs(db.sql);
@@ -219,8 +218,8 @@ Deno.test("violations pagination walks every item exactly once, with filters and
   }));
 
 Deno.test("a bad cursor, kind or limit is 400 naming the parameter", () =>
-  withTestApp(SCHEDULED, async ({ app }) => {
-    const auth = await adminAuth();
+  withTestApp(SCHEDULED, async ({ db, app }) => {
+    const auth = await adminBearer(db.sql);
     for (
       const [qs, field] of [
         ["cursor=not%20a%20cursor", "cursor"],
@@ -241,15 +240,15 @@ Deno.test("a bad cursor, kind or limit is 400 naming the parameter", () =>
   }));
 
 Deno.test("violations before any check are an empty page", () =>
-  withTestApp(SCHEDULED, async ({ app }) => {
-    const auth = await adminAuth();
+  withTestApp(SCHEDULED, async ({ db, app }) => {
+    const auth = await adminBearer(db.sql);
     const body = await (await app.request("/api/v1/health/violations", { headers: auth })).json();
     assertEquals(body, { items: [], next_cursor: null, total: 0, check_id: null });
   }));
 
 Deno.test("the status is served from memory until a check event, with a one-second expiry as the fallback", () =>
   withTestApp(async ({ db, app, deps }) => {
-    const auth = await bearer(201, "ADMIN");
+    const auth = await adminBearer(db.sql);
     const status = async () =>
       (await (await app.request("/api/v1/health/status", { headers: auth })).json()).status;
     assertEquals(await status(), "unknown");

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { hashPassword } from "../lib/password.ts";
 import { API_CONTRACT } from "../routes/contract.ts";
 import type { TestDatabase } from "./_db.ts";
-import { bearer, withTestApp } from "./_fixture.ts";
+import { adminBearer, bearer, withTestApp } from "./_fixture.ts";
 
 // ---- injection, XSS, boundaries -------------------------------------------
 
@@ -111,8 +111,8 @@ function assertInert(text: string) {
 }
 
 Deno.test("XSS strings come back JSON-escaped in problem+json, never as markup", () =>
-  withTestApp(async ({ app }) => {
-    const admin = await bearer(1, "ADMIN");
+  withTestApp(async ({ db, app }) => {
+    const admin = await adminBearer(db.sql);
     for (const doc of API_CONTRACT.filter((d) => d.body)) {
       const res = await app.request(doc.path, {
         method: doc.method,
@@ -134,8 +134,8 @@ Deno.test("XSS strings come back JSON-escaped in problem+json, never as markup",
   }));
 
 Deno.test("broken percent-encoding and odd paths get a 4xx problem or a 200, never a 5xx", () =>
-  withTestApp(async ({ app }) => {
-    const admin = await bearer(1, "ADMIN");
+  withTestApp(async ({ db, app }) => {
+    const admin = await adminBearer(db.sql);
     const paths = [
       "/api/v1/%",
       "/api/v1/%E0%A4%A",

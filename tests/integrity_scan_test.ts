@@ -3,21 +3,25 @@ import { join } from "node:path";
 import { DEGRADED_MIN_RATE, HEALTHY_MIN_RATE, statusFor } from "../lib/integrity/status.ts";
 import { pruneCheckLogs } from "../lib/integrity/log_files.ts";
 import { hasServer } from "./_db.ts";
-import { type App, bearer, withTestApp } from "./_fixture.ts";
+import type { Sql } from "../lib/db.ts";
+import { adminBearer, type App, withTestApp } from "./_fixture.ts";
 import { breakKnownPairs, dropLicenses, type Expected, seedConsistent, sortExpected } from "./_integrity.ts";
 import { runScript } from "./_process.ts";
 
+/** The admin seedConsistent creates with its default 200 students. */
 const ADMIN_ID = 201;
 
-async function appFor(app: App) {
-  const auth = await bearer(ADMIN_ID, "ADMIN");
-  const post = (path: string, body?: unknown) =>
-    app.request(path, {
+/** API calls as the database's first active admin (asked at each call: a test may seed in between). */
+function appFor(app: App, sql: Sql) {
+  const post = async (path: string, body?: unknown) => {
+    const auth = await adminBearer(sql);
+    return await app.request(path, {
       method: "POST",
       headers: body === undefined ? auth : { ...auth, "Content-Type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-  const get = (path: string) => app.request(path, { headers: auth });
+  };
+  const get = async (path: string) => await app.request(path, { headers: await adminBearer(sql) });
   return { app, post, get };
 }
 
@@ -39,7 +43,7 @@ Deno.test("the scan reports exactly the seeded desyncs of every kind, with the r
   withTestApp({ pool: 6 }, async ({ db, app }) => {
     const pairs = await seedConsistent(db.sql);
     const { expected, brokenPairs } = await breakKnownPairs(db.sql);
-    const { post, get } = await appFor(app);
+    const { post, get } = appFor(app, db.sql);
 
     const res = await post("/api/v1/health/check-now");
     assertEquals(res.status, 200);
@@ -72,7 +76,7 @@ Deno.test("violation details carry the values that disagree", () =>
   withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql, 50);
     await breakKnownPairs(db.sql);
-    const { post, get } = await appFor(app);
+    const { post, get } = appFor(app, db.sql);
     await post("/api/v1/health/check-now");
     const page = await (await get("/api/v1/health/violations?kind=LEDGER_MISMATCH")).json();
     assertEquals(page.total, 1);
@@ -84,9 +88,11 @@ Deno.test("violation details carry the values that disagree", () =>
 
 Deno.test("a consistent database is healthy with rate 1, and an empty one too", () =>
   withTestApp({ pool: 6 }, async ({ db, app }) => {
-    const { post } = await appFor(app);
+    const { post } = appFor(app, db.sql);
     const empty = await (await post("/api/v1/health/check-now")).json();
     assertEquals([empty.pairs_checked, empty.consistency_rate, empty.status], [0, 1, "healthy"]);
+    // seed fills an empty database only: the admin who asked goes first (the seeded one asks next).
+    await db.sql`DELETE FROM users`;
     const pairs = await seedConsistent(db.sql, 100);
     const full = await (await post("/api/v1/health/check-now")).json();
     assertEquals([full.pairs_checked, full.violation_count, full.consistency_rate, full.status], [
@@ -101,7 +107,7 @@ Deno.test("check-now with user_id checks that student only and records the scope
   withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql, 50);
     const { expected } = await breakKnownPairs(db.sql);
-    const { post, get } = await appFor(app);
+    const { post, get } = appFor(app, db.sql);
     const target = expected.find((e) => e.kind === "MISSING_LICENSE")!;
     const res = await post("/api/v1/health/check-now", { user_id: target.student_id });
     assertEquals(res.status, 200);
@@ -142,7 +148,7 @@ Deno.test("each check writes a JSON log that parses, and old logs are pruned", (
     const unrelated = join(dir, "notes.txt");
     await Deno.writeTextFile(unrelated, "kept");
 
-    const { post } = await appFor(app);
+    const { post } = appFor(app, db.sql);
     const check = await (await post("/api/v1/health/check-now")).json();
     const names = (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
     const mine = names.filter((n) => n.endsWith(`_${check.id}.json`));
@@ -172,7 +178,7 @@ Deno.test("old checks and their violations are pruned after INTEGRITY_HISTORY_DA
       VALUES ('schedule', 'success', now() - interval '31 days', now() - interval '31 days') RETURNING id`;
     await db.sql`INSERT INTO integrity_violations (check_id, kind, student_id, specialization_id)
       VALUES (${old.id}, 'MISSING_LICENSE', 1, 'PLAYER')`;
-    const { post } = await appFor(app);
+    const { post } = appFor(app, db.sql);
     await post("/api/v1/health/check-now");
     const rows = await db.sql`SELECT id FROM integrity_checks WHERE id = ${old.id}`;
     assertEquals(rows.length, 0);
@@ -185,7 +191,7 @@ Deno.test("repair fixes exactly the repairable reported pairs, reports the rest,
   withTestApp({ pool: 6 }, async ({ db, app }) => {
     await seedConsistent(db.sql);
     const { expected } = await breakKnownPairs(db.sql);
-    const { post, get } = await appFor(app);
+    const { post, get } = appFor(app, db.sql);
     await post("/api/v1/health/check-now");
 
     const res = await post("/api/v1/health/violations/repair", { dry_run: false });
@@ -241,7 +247,7 @@ Deno.test("a repair dry run reports the changes and writes nothing", () =>
              (SELECT md5(string_agg(l::text, ',' ORDER BY id)) FROM user_licenses l) AS licenses,
              (SELECT count(*)::int FROM audit_log) AS audits`;
     const [before] = await snapshot();
-    const { post } = await appFor(app);
+    const { post } = appFor(app, db.sql);
     const res = await post("/api/v1/health/violations/repair", { dry_run: true });
     assertEquals(res.status, 200);
     const result = await res.json();
@@ -263,8 +269,8 @@ Deno.test("a repair dry run reports the changes and writes nothing", () =>
   }));
 
 Deno.test("repair rejects bad input with 400 naming the field, and an unknown student with 404", () =>
-  withTestApp({ pool: 6 }, async ({ app }) => {
-    const { post } = await appFor(app);
+  withTestApp({ pool: 6 }, async ({ db, app }) => {
+    const { post } = appFor(app, db.sql);
     for (
       const [body, field] of [
         [{}, "dry_run"],

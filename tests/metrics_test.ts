@@ -97,7 +97,7 @@ Deno.test("/metrics is never rate limited, and the limiter's 429s are counted", 
   }));
 
 Deno.test("HTTP series are labelled by route pattern and status class, never by raw path", () =>
-  withTestApp(async ({ app }) => {
+  withTestApp({ students: 0 }, async ({ app }) => {
     await app.request("/admin/students/4242");
     await app.request("/api/v1/no-such-thing/77");
     await app.request("/healthz", { method: "DELETE" });

@@ -238,7 +238,9 @@ Deno.test({
   // No measurement from here on: only the reads themselves can notice the replica is gone.
   services.replica!.stop();
   const http = createApp(await appDeps(services, { tokenKey: TOKEN_KEY }));
-  const { token } = await issueToken(TOKEN_KEY, { userId: 1, role: "ADMIN" }, 600);
+  // The seeded admin (tokens speak for a real account, at its epoch: never changed here).
+  const [{ id: adminId }] = await s.admin<{ id: number }[]>`SELECT id FROM users WHERE role = 'ADMIN'`;
+  const { token } = await issueToken(TOKEN_KEY, { userId: adminId, role: "ADMIN", epoch: 0 }, 600);
   const get = (path: string) => http.request(path, { headers: { Authorization: `Bearer ${token}` } });
   const csv = async () =>
     (await new Response(violationsCsv(services.reads(), {})).text()).trimEnd().split("\n");

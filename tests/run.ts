@@ -21,6 +21,7 @@ const POOLED_FILES = [
   "multi_instance_test.ts",
   "notify_test.ts",
   "canary_test.ts",
+  "account_authority_test.ts",
 ];
 
 // `deno task test` is this script with --checks: --help answers before any check runs.

@@ -22,6 +22,7 @@ const TASKS: [string, string][] = Object.entries(config.tasks as Record<string, 
 const BAD_VALUES: Record<string, string[]> = {
   seed: ["--students", "many"],
   "admin:password": ["--email", "not-an-email"],
+  "admin:create": ["--email", "not-an-email"],
   "bench:seed": ["--sizes", "ten"],
   "bench:scan": ["--sizes", "0"],
   "bench:update": ["--seconds", "soon"],

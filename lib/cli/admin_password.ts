@@ -1,37 +1,8 @@
 /** `deno task admin:password [--email E]`: sets an admin's password (prompted, or SEED_ADMIN_PASSWORD). */
 import { z } from "zod";
 import { setAdminPassword } from "../admin_password.ts";
-import { UsageError } from "../errors.ts";
+import { newPassword } from "./_secret.ts";
 import { runTask } from "./_run.ts";
-
-/** Reads a line from stdin; on a terminal without echo. */
-async function readSecret(prompt: string): Promise<string> {
-  const stdin = Deno.stdin;
-  const tty = stdin.isTerminal();
-  if (tty) {
-    Deno.stderr.writeSync(new TextEncoder().encode(prompt));
-    stdin.setRaw(true);
-  }
-  const bytes: number[] = [];
-  const buf = new Uint8Array(1);
-  try {
-    for (;;) {
-      const n = await stdin.read(buf);
-      if (n === null) break;
-      const ch = buf[0];
-      if (ch === 3) throw new UsageError("cancelled"); // Ctrl-C in raw mode
-      if (ch === 10 || ch === 13) break;
-      if (ch === 127 || ch === 8) bytes.pop();
-      else bytes.push(ch);
-    }
-  } finally {
-    if (tty) {
-      stdin.setRaw(false);
-      Deno.stderr.writeSync(new TextEncoder().encode("\n"));
-    }
-  }
-  return new TextDecoder().decode(new Uint8Array(bytes));
-}
 
 await runTask(
   {
@@ -44,17 +15,12 @@ await runTask(
     notes: [
       "The password is SEED_ADMIN_PASSWORD when set; otherwise it is asked for (not echoed on a terminal),",
       "or read as one line from stdin. At least 8 characters.",
+      "The account's API tokens and dashboard sessions end at once, on every instance.",
     ],
   },
   { database: "migrated", whileServerRuns: "" },
   async ({ args, config, db }) => {
-    let password = config.SEED_ADMIN_PASSWORD;
-    if (!password) {
-      password = await readSecret("new password: ");
-      if (Deno.stdin.isTerminal() && password !== await readSecret("again: ")) {
-        throw new UsageError("the two passwords differ; nothing changed");
-      }
-    }
+    const password = await newPassword(config.SEED_ADMIN_PASSWORD);
     const email = await setAdminPassword(db.sql, password, args.email);
     console.log(`admin:password: the password of ${email} was changed`);
   },

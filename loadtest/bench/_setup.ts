@@ -70,6 +70,7 @@ export async function benchServer(
     const { token } = await issueToken(new TextEncoder().encode(BENCH_SECRET), {
       userId: seeded.adminId,
       role: "ADMIN",
+      epoch: 0, // a freshly seeded account: never changed
     }, 3600);
     return {
       cluster: seeded.cluster,

@@ -91,6 +91,7 @@ if (!seeded) {
 const { token } = await issueToken(new TextEncoder().encode(BENCH_SECRET), {
   userId: seeded.adminId,
   role: "ADMIN",
+  epoch: 0, // a freshly seeded account: never changed
 }, 3600);
 const dir = await Deno.makeTempDir({ prefix: "levelguard-bench-scale-" });
 const serverEnv = {

@@ -128,7 +128,7 @@ try {
 
     const tokenKey = new TextEncoder().encode("bench-secret-bench-secret-bench-secret-00");
     const app = createApp(await appDeps(services, { tokenKey }));
-    const { token } = await issueToken(tokenKey, { userId: seeded.adminId, role: "ADMIN" }, 600);
+    const { token } = await issueToken(tokenKey, { userId: seeded.adminId, role: "ADMIN", epoch: 0 }, 600);
     const headers = { Authorization: `Bearer ${token}` };
     const latencies: number[] = [];
     for (let i = 0; i < STATUS_REQUESTS; i++) {
