@@ -27,7 +27,7 @@ Deno.test("docs/configuration.md has one row per variable, in the schema's order
   const defaults = Object.fromEntries(rows.map((m) => [m[1], m[2]]));
   assertEquals(defaults.PORT, "`8000`");
   assertEquals(defaults.SCAN_CRON, "`*/5 * * * *`");
-  assertEquals(defaults.TRUST_PROXY, "`0`");
+  assertEquals(defaults.TRUST_PROXY, "unset");
   assertEquals(defaults.DATABASE_URL, "unset");
   assertEquals(defaults.RATE_LIMIT_EXEMPT, "unset");
 });
