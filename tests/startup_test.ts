@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { hasServer } from "./_db.ts";
 import { closedPort, until, withTestApp } from "./_fixture.ts";
 import { seedConsistent } from "./_integrity.ts";
+import { LOAD_SECRET } from "./_load.ts";
 import { runScript, type ServerProcess, startServer } from "./_process.ts";
 
 async function startMain(env: Record<string, string>) {
@@ -33,7 +34,7 @@ Deno.test(
       await db.sql`UPDATE schema_migrations SET checksum = 'tampered' WHERE name = '0001_core_schema.sql'`;
       const { code, stderr } = await startMain({
         DATABASE_URL: db.url,
-        JWT_SECRET: "x".repeat(40),
+        JWT_SECRET: LOAD_SECRET,
         DATA_DIR: dataDir,
         LOG_DIR: logDir,
       });
@@ -65,7 +66,7 @@ Deno.test(
         const port = (taken.addr as Deno.NetAddr).port;
         const { code, stderr } = await startMain({
           DATABASE_URL: db.url,
-          JWT_SECRET: "x".repeat(40),
+          JWT_SECRET: LOAD_SECRET,
           PORT: String(port),
         });
         assertEquals([code, stderr], [1, `levelguard: port ${port} is in use; set PORT`]);
@@ -109,7 +110,7 @@ Deno.test({
     await seedConsistent(db.sql, 20);
     const server = await startServer({
       DATABASE_URL: db.url,
-      JWT_SECRET: "x".repeat(40),
+      JWT_SECRET: LOAD_SECRET,
       DATA_DIR: dataDir,
       LOG_DIR: Deno.uid() === 0 ? "/sys/kernel/levelguard-logs" : "/proc/levelguard-logs",
       SCAN_ENABLED: "1",
