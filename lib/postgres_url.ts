@@ -12,7 +12,9 @@ const TARGET_SESSION_ATTRS = ["read-write", "read-only", "primary", "standby", "
 /** What is wrong with `raw` as a postgres:// URL (a phrase that never quotes it), or null when usable. */
 export function postgresUrlProblem(raw: string): string | null {
   if (!/^postgres(ql)?:\/\//.test(raw)) return "must start with postgres:// or postgresql://";
-  if (/[\s\x00-\x1f\x7f]/.test(raw)) return "contains a space or a control character (percent-encode it)";
+  if ([...raw].some((c) => c <= " " || c === "\x7f" || /\s/.test(c))) {
+    return "contains a space or a control character (percent-encode it)";
+  }
   const { userinfo, hosts } = authority(raw);
   if (userinfo.split(":").some((part) => !decodes(part))) {
     return "has a malformed %-escape in its user name or password (a literal % is written %25)";

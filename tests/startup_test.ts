@@ -181,3 +181,29 @@ Deno.test({
     await Deno.remove(logDir, { recursive: true });
   }
 });
+
+Deno.test("a port in use is found before anything is created: no DATA_DIR, no LOG_DIR, no embedded database", async () => {
+  const scratch = await Deno.makeTempDir({ prefix: "levelguard-port-first-" });
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const dataDir = `${scratch}/data`;
+    const logDir = `${scratch}/logs`;
+    // Embedded (nothing to reach), and with a DATABASE_URL that nobody answers: the port is first.
+    const unreachable = `postgres://nobody@127.0.0.1:${closedPort()}/none`;
+    const modes: Record<string, string>[] = [{}, { DATABASE_URL: unreachable, DB_CONNECT_TIMEOUT_S: "1" }];
+    for (const env of modes) {
+      const { code, stderr } = await startMain({
+        ...env,
+        PORT: String(port),
+        DATA_DIR: dataDir,
+        LOG_DIR: logDir,
+      });
+      assertEquals([code, stderr], [1, `levelguard: port ${port} is in use; set PORT`]);
+      assertEquals([...Deno.readDirSync(scratch)].map((e) => e.name), [], "nothing was created");
+    }
+  } finally {
+    taken.close();
+    await Deno.remove(scratch, { recursive: true });
+  }
+});
