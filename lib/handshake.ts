@@ -16,7 +16,7 @@ export class NoPostgresAnswer extends Error {
 }
 
 /** The one phrase for a database that did not answer as PostgreSQL: where, and within how long. */
-export function noAnswer(url: string, timeoutS: number): string {
+function noAnswer(url: string, timeoutS: number): string {
   return `${databaseTarget(url)} did not answer as PostgreSQL within ${timeoutS} s`;
 }
 

@@ -7,15 +7,15 @@
  * - every character is worth log2(pool) bits, except one that repeats what came
  *   before (part of a stretch of 3 or more characters already seen earlier in the
  *   secret, overlaps allowed: `xxxx`, `abcabc`, `passwordpassword`) or continues
- *   a run of equal steps (`abcd`, `4321`): those are worth nothing;
+ *   a run of 3 or more by steps of +1 or -1 (`abcd`, `4321`): those are worth nothing;
  * - the secret needs at least ENTROPY_BITS_MIN bits by that count and at least
  *   DISTINCT_MIN distinct characters.
  *
  * It overrates a passphrase of dictionary words (each letter counts as random), so
  * it refuses the obvious, not everything weak. `openssl rand -base64 48` (64
  * characters of a 64-symbol alphabet) scores about 380 bits, and never less than
- * 360 in 20,000 draws; 32 random hex digits (openssl rand -hex 16, exactly 128
- * bits) score about 165, and 3 in 10,000 of them are refused (repeats by chance).
+ * 350 in 100,000 draws; 32 random hex digits (openssl rand -hex 16, exactly 128
+ * bits) score about 165, and 2 in 10,000 of them are refused (repeats by chance).
  */
 
 /** The HS256 key's minimum, by the estimate: the usual 128-bit security level. */
