@@ -120,7 +120,7 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
     "a streaming replica for heavy reads (scan, violations, history, CSV); unset: the primary",
   REPLICA_MAX_LAG_S: "seconds of replica lag beyond which reads go back to the primary",
   DB_POOL_MAX: "connections in the pool (the embedded database always uses 1)",
-  DB_CONNECT_TIMEOUT_S: "seconds to wait for a database connection",
+  DB_CONNECT_TIMEOUT_S: "seconds a database has to answer as PostgreSQL (connection and handshake)",
   DB_STATEMENT_TIMEOUT_MS: "statement_timeout of every connection, ms (0 = none)",
   DATA_DIR: "embedded database and the generated JWT key",
   LOG_DIR: "integrity checks' JSON log files",
