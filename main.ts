@@ -9,6 +9,7 @@ import { isOneLine } from "./lib/errors.ts";
 import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
 import { errorFields, log } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
+import { redactUrls } from "./lib/postgres_url.ts";
 import { listen } from "./lib/serve.ts";
 import { pruneExpired } from "./lib/prune.ts";
 import { buildServices } from "./lib/services.ts";
@@ -38,6 +39,21 @@ let db: Database | undefined;
 let lock: DataDirLock | undefined;
 try {
   const config = loadConfig();
+  // Bind the port before anything is created, locked, migrated or printed: a port in use ends
+  // here, in one line, leaving no DATA_DIR and no embedded database behind (found after migrating,
+  // it left 40 MB and took 36 s), and a later start still finds no demo data and prints the
+  // credentials then. Until start-up finishes, requests get 503.
+  let handler: (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response> =
+    starting;
+  const server = listen({
+    port: config.PORT,
+    hostname: config.HOST,
+    onListen: ({ hostname, port }) =>
+      log("info", "listening", {
+        url: `http://${hostname}:${port}`,
+        database: config.DATABASE_URL ? "server" : "embedded",
+      }),
+  }, (req, info) => handler(req, info));
   // The embedded database belongs to one process: take DATA_DIR first, or stop here.
   if (config.DATABASE_URL) {
     if (!config.JWT_SECRET) await ensureDataDir(config.DATA_DIR);
@@ -73,18 +89,6 @@ try {
       );
     }
   }
-
-  // Bind the port before anything is created or printed: a port in use ends
-  // here, in one line, and a later start still finds no demo data and prints
-  // the credentials then. Until start-up finishes, requests get 503.
-  let handler: (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response> =
-    starting;
-  const server = listen({
-    port: config.PORT,
-    hostname: config.HOST,
-    onListen: ({ hostname, port }) =>
-      log("info", "listening", { url: `http://${hostname}:${port}`, database: db!.kind }),
-  }, (req, info) => handler(req, info));
 
   const demo = db.kind === "embedded"
     ? await ensureDemoData(db.sql, {
@@ -164,8 +168,9 @@ try {
   lock?.release();
   const message = isOneLine(err)
     ? err.message
-    : `unexpected start-up failure: ${(err as Error)?.message ?? err}`;
-  console.error(`levelguard: ${message}`);
-  if (!isOneLine(err) && debugging()) console.error(err);
+    : `unexpected start-up failure: ${String((err as Error)?.message ?? err).split("\n")[0]}`;
+  // A connection string in an error (a client quoting its input) never reaches the output whole.
+  console.error(`levelguard: ${redactUrls(message)}`);
+  if (!isOneLine(err) && debugging()) console.error(redactUrls(String((err as Error)?.stack ?? err)));
   Deno.exit(1);
 }

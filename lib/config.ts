@@ -1,7 +1,9 @@
 /** Configuration: every environment variable, parsed once with zod. */
 import { z } from "zod";
 import { ConfigError } from "./errors.ts";
+import { postgresUrlProblem } from "./postgres_url.ts";
 import { parseCidr } from "./rate_limit/ip.ts";
+import { secretProblem } from "./secret_strength.ts";
 
 const intFrom = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const flag = z.enum(["0", "1", "true", "false"]).transform((v) => v === "1" || v === "true");
@@ -32,10 +34,16 @@ const proxyList = z.string()
     if (everyone) ctx.addIssue({ code: "custom", message: `"${everyone.text}" ${ANY_CLIENT}` });
   });
 
-const optionalUrl = z.string().trim().transform((v) => v === "" ? undefined : v).pipe(
-  z.string().regex(/^postgres(ql)?:\/\//, "must start with postgres:// or postgresql://")
-    .optional(),
-);
+/**
+ * A postgres:// URL, checked here as the URL parser and postgres.js would read it, so that neither
+ * ever sees a malformed one: the message says what is wrong and never repeats the value.
+ */
+export const postgresUrl = z.string().superRefine((value, ctx) => {
+  const problem = postgresUrlProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const optionalUrl = z.string().trim().transform((v) => v === "" ? undefined : v).pipe(postgresUrl.optional());
 
 // Comma-separated http(s) URLs; a typo stops startup naming the entry (never its secret path).
 const httpUrlList = z.string().transform((raw, ctx) => {
@@ -67,7 +75,11 @@ export const configSchema = z.object({
   DB_STATEMENT_TIMEOUT_MS: intFrom(0, 3_600_000).default(30_000),
   DATA_DIR: z.string().min(1).default("./data"),
   LOG_DIR: z.string().min(1).default("./logs"),
-  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters; make one with: openssl rand -base64 48")
+    .superRefine((value, ctx) => {
+      const problem = secretProblem(value);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }).optional(),
   JWT_TTL_SECONDS: intFrom(30, 86_400).default(1800),
   RATE_LIMIT_PER_MINUTE: intFrom(0, 1_000_000).default(100),
   RATE_LIMIT_EXEMPT: cidrList.default([]),
@@ -95,6 +107,9 @@ export const configSchema = z.object({
   PUBLIC_URL: httpUrl.optional(),
   // staging:export: the password every copied user gets (unless --keep-password-hashes).
   STAGING_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
+  // staging:export's databases, from the environment: a password on a command line is seen by all.
+  STAGING_FROM_URL: optionalUrl.optional(),
+  STAGING_TO_URL: optionalUrl.optional(),
   // Canary: the minimum soak of a rollout step before `canary advance`, and automatic rollback.
   CANARY_STEP_HOURS: z.coerce.number().min(0).max(24 * 90).default(24),
   CANARY_AUTO_ROLLBACK: flag.default(false),
@@ -121,11 +136,12 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
     "a streaming replica for heavy reads (scan, violations, history, CSV); unset: the primary",
   REPLICA_MAX_LAG_S: "seconds of replica lag beyond which reads go back to the primary",
   DB_POOL_MAX: "connections in the pool (the embedded database always uses 1)",
-  DB_CONNECT_TIMEOUT_S: "seconds to wait for a database connection",
+  DB_CONNECT_TIMEOUT_S: "seconds a database has to answer as PostgreSQL (connection and handshake)",
   DB_STATEMENT_TIMEOUT_MS: "statement_timeout of every connection, ms (0 = none)",
   DATA_DIR: "embedded database and the generated JWT key",
   LOG_DIR: "integrity checks' JSON log files",
-  JWT_SECRET: "HS256 key, 32+ characters; set it (the same) on every instance sharing a database",
+  JWT_SECRET:
+    "HS256 key, 32+ random characters (openssl rand -base64 48); the same on every instance sharing a database",
   JWT_TTL_SECONDS: "access token lifetime, seconds",
   RATE_LIMIT_PER_MINUTE: "requests per client IP per minute; 0 turns limiting off",
   RATE_LIMIT_EXEMPT: "comma-separated IPs/CIDRs never limited (load generators)",
@@ -148,6 +164,8 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
   ALERT_WEBHOOK_URLS: "comma-separated http(s) URLs that get a JSON POST when the health status changes",
   PUBLIC_URL: "where people reach the service (https://...), for links in notifications",
   STAGING_PASSWORD: "staging:export: the password every copied user gets (unless --keep-password-hashes)",
+  STAGING_FROM_URL: "staging:export: the production database it reads (default DATABASE_URL)",
+  STAGING_TO_URL: "staging:export: the migrated, empty staging database it fills",
   CANARY_STEP_HOURS: "minimum soak of a rollout step before `deno task canary advance`, hours",
   CANARY_AUTO_ROLLBACK: "1: a rollback verdict after a check sets the rollout to 0 and notifies",
 };
@@ -162,7 +180,7 @@ export function loadConfig(env: Record<string, string | undefined> = Deno.env.to
   const issue = result.error.issues[0];
   const name = String(issue.path[0] ?? "environment");
   // Database URLs may carry a password, webhook URLs a secret path.
-  const secret = /SECRET|PASSWORD|DATABASE_(\w+_)?URL|TOKEN|WEBHOOK/.test(name);
+  const secret = /SECRET|PASSWORD|DATABASE_(\w+_)?URL|STAGING_\w+_URL|TOKEN|WEBHOOK/.test(name);
   const got = secret ? "" : ` (got "${env[name]}")`;
   throw new ConfigError(`invalid configuration: ${name} ${issue.message}${got}`);
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { connectionProbe } from "./db_watch.ts";
 import { DatabaseUnavailable } from "./errors.ts";
+import { firstAnswer, NoPostgresAnswer } from "./handshake.ts";
 
 /** The postgres.js client type used everywhere above this module. */
 export type Sql = postgres.Sql;
@@ -25,7 +26,8 @@ export interface Database {
   replica?: Sql;
   /** Checks the database answers on a connection of its own (not the pool's); throws otherwise. */
   probe(): Promise<void>;
-  close(): Promise<void>;
+  /** Ends the clients, letting running queries finish for up to `timeoutS` (default 5). */
+  close(timeoutS?: number): Promise<void>;
 }
 
 // int8 columns (XP totals, counts) are kept below 2^53, so numbers are exact.
@@ -70,13 +72,23 @@ export function clientOptions(
   } as const;
 }
 
-/** Opens the configured database and checks it answers. */
+/**
+ * Opens the configured database and checks it answers as PostgreSQL within DB_CONNECT_TIMEOUT_S
+ * (and the session's server, with DB_PREPARE=0); throws one line (DatabaseUnavailable) otherwise.
+ */
 export async function openDatabase(config: Config): Promise<Database> {
-  const db = config.DATABASE_URL ? openServer(config.DATABASE_URL, config) : await openEmbedded(config);
+  const { db, url } = config.DATABASE_URL
+    ? { db: openServer(config.DATABASE_URL, config), url: config.DATABASE_URL }
+    : await openEmbedded(config);
   try {
-    await db.sql`select 1`;
+    await firstAnswer(db.sql, url, config.DB_CONNECT_TIMEOUT_S);
+    const direct = config.DATABASE_DIRECT_URL;
+    if (db.session && direct) await firstAnswer(db.session.sql, direct, config.DB_CONNECT_TIMEOUT_S);
   } catch (err) {
-    await db.close().catch(() => {});
+    await db.close(0).catch(() => {});
+    if (err instanceof NoPostgresAnswer) {
+      throw new DatabaseUnavailable(`database unreachable: ${err.message}`);
+    }
     const code = (err as { code?: string }).code;
     // PgBouncer refuses the startup parameters a direct connection sends.
     if (/unsupported startup parameter/.test((err as Error).message ?? "")) {
@@ -116,12 +128,8 @@ function openServer(url: string, config: Config): Database {
     session,
     replica,
     probe: connectionProbe(url, config.DB_CONNECT_TIMEOUT_S),
-    close: async () => {
-      await Promise.all([
-        sql.end({ timeout: 5 }),
-        session?.sql.end({ timeout: 5 }),
-        replica?.end({ timeout: 5 }),
-      ]);
+    close: async (timeout = 5) => {
+      await Promise.all([sql.end({ timeout }), session?.sql.end({ timeout }), replica?.end({ timeout })]);
     },
   };
 }
@@ -140,7 +148,7 @@ export async function checkPooledTimeout(sql: Sql, wantedMs: number): Promise<st
     `set it on the role (ALTER ROLE <role> SET statement_timeout = '${wantedMs}ms')`;
 }
 
-async function openEmbedded(config: Config): Promise<Database> {
+async function openEmbedded(config: Config): Promise<{ db: Database; url: string }> {
   // Imported lazily: the WASM build is only loaded when it is used.
   const { PGlite } = await import("@electric-sql/pglite");
   const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
@@ -150,21 +158,20 @@ async function openEmbedded(config: Config): Promise<Database> {
   const server = new PGLiteSocketServer({ db: pg, host: "127.0.0.1", port: 0 });
   await server.start();
   // PGlite serves one connection at a time, so the pool has exactly one.
-  const sql = postgres(
-    `postgres://postgres@${server.getServerConn()}/postgres`,
-    { ...clientOptions(config, 1), ssl: false },
-  );
-  return {
+  const url = `postgres://postgres@${server.getServerConn()}/postgres`;
+  const sql = postgres(url, { ...clientOptions(config, 1), ssl: false });
+  const db: Database = {
     sql,
     kind: "embedded",
     // In this process: it is down only if the process is.
     probe: async () => void await sql`SELECT 1`,
-    async close() {
-      await sql.end({ timeout: 5 });
+    async close(timeout = 5) {
+      await sql.end({ timeout });
       await server.stop();
       await pg.close();
     },
   };
+  return { db, url };
 }
 
 /**

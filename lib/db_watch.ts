@@ -10,6 +10,7 @@
  * any of them failing, and only a probe says the database is gone.
  */
 import postgres from "postgres";
+import { firstAnswer } from "./handshake.ts";
 import { log } from "./log.ts";
 import { unavailability } from "./retry.ts";
 
@@ -134,14 +135,21 @@ export class DatabaseWatch {
   }
 }
 
-/** A probe that opens a connection of its own (the pool's may be stuck) and runs `SELECT 1`. */
+/**
+ * A probe that opens a connection of its own (the pool's may be stuck) and runs `SELECT 1`, within
+ * the connect timeout whatever the peer does (lib/handshake.ts): a probe that never settled kept
+ * the watch from ever probing again, and requests waited on a dead pool.
+ */
 export function connectionProbe(url: string, connectTimeoutS: number, ssl?: false): () => Promise<void> {
   return async () => {
     const sql = postgres(url, { max: 1, connect_timeout: connectTimeoutS, onnotice: () => {}, ssl });
+    let answered = false;
     try {
-      await sql`SELECT 1`;
+      await firstAnswer(sql, url, connectTimeoutS);
+      answered = true;
     } finally {
-      await sql.end({ timeout: 1 }).catch(() => {});
+      // A client still reconnecting to a peer that is not PostgreSQL never ends gracefully.
+      await sql.end({ timeout: answered ? 1 : 0 }).catch(() => {});
     }
   };
 }

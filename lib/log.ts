@@ -6,6 +6,7 @@
  * that `log` reads.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { redactUrls } from "./postgres_url.ts";
 
 type Level = "debug" | "info" | "warn" | "error";
 
@@ -35,8 +36,14 @@ export function log(level: Level, msg: string, fields: Record<string, unknown> =
   else console.log(line);
 }
 
-/** Serialises an unknown error for a log line (with its stack). */
+/** Serialises an unknown error for a log line (with its stack; a connection string loses its password). */
 export function errorFields(err: unknown): Record<string, unknown> {
-  if (err instanceof Error) return { error: err.message, error_name: err.name, stack: err.stack };
-  return { error: String(err) };
+  if (err instanceof Error) {
+    return {
+      error: redactUrls(err.message),
+      error_name: err.name,
+      stack: err.stack && redactUrls(err.stack),
+    };
+  }
+  return { error: redactUrls(String(err)) };
 }

@@ -24,6 +24,11 @@ export interface ReplicaState {
 
 const CHECK_EVERY_MS = 2000;
 
+/** A replica's reason as the public may read it (/readyz): without the database's error text. */
+export function publicReplicaReason(reason: string | null): string | null {
+  return reason?.startsWith("unreachable") ? "unreachable" : reason;
+}
+
 /**
  * How far behind `sql` (a standby) is: 0 while it streams from the primary and has replayed all it
  * received; otherwise the age of the last transaction it replayed (a replica cut off from its

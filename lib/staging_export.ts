@@ -19,6 +19,7 @@ import { copyStream } from "./copy_stream.ts";
 import { APPLICATION_NAME, clientOptions, describe, type Queryable, type Sql } from "./db.ts";
 import { DatabaseUnavailable, DomainError, MigrationTampered } from "./errors.ts";
 import { type Migration, pendingMigrations, readMigrations } from "./migrate.ts";
+import { firstAnswer, NoPostgresAnswer } from "./handshake.ts";
 import { hashPassword } from "./password.ts";
 import { transaction } from "./connection.ts";
 
@@ -38,6 +39,8 @@ export interface StagingExportOptions {
   from: string;
   /** A migrated, empty staging database (postgres:// URL). */
   to: string;
+  /** Passwords for URLs that carry none (from a password file: lib/pgpass.ts). */
+  passwords?: { from?: string; to?: string };
   /** Copy only the N most recently active students (default: all); active staff are always copied. */
   limit?: number;
   /** Keep production's password hashes instead of replacing them. */
@@ -176,16 +179,17 @@ function sourceSelect(table: StagingTable, selected: string, password: string): 
  * statement_timeout), and no named prepared statements (a pooler's next transaction may run
  * on another server connection).
  */
-async function connect(side: "from" | "to", url: string, timeoutS: number): Promise<Sql> {
+async function connect(side: "from" | "to", url: string, timeoutS: number, pass?: string): Promise<Sql> {
   const base = clientOptions({ DB_CONNECT_TIMEOUT_S: timeoutS, DB_STATEMENT_TIMEOUT_MS: 0 }, 1, {
     pooled: true,
   });
   const sql = postgres(url, {
     ...base,
+    ...pass === undefined ? {} : { pass },
     connection: { application_name: `${APPLICATION_NAME}:staging-export` },
   });
   try {
-    await sql`SELECT 1`;
+    await firstAnswer(sql, url, timeoutS);
   } catch (err) {
     await sql.end({ timeout: 0 }).catch(() => {});
     throw new DatabaseUnavailable(connectFailure(side, err));
@@ -200,6 +204,7 @@ export function connectFailure(side: "from" | "to", err: unknown): string {
     return `the --${side} database (a pooler?) refused a connection setting: ${describe(err)}; ` +
       "give a direct URL to the database instead";
   }
+  if (err instanceof NoPostgresAnswer) return `the --${side} database is unreachable: ${err.message}`;
   const what = code === "28P01" || code === "28000"
     ? "refused our credentials"
     : code === "3D000"
@@ -331,8 +336,8 @@ export async function exportStaging(options: StagingExportOptions): Promise<Stag
   const files = options.migrations ?? await readMigrations();
   const timeout = options.connectTimeoutS ?? 10;
   const [from, to] = await Promise.allSettled([
-    connect("from", options.from, timeout),
-    connect("to", options.to, timeout),
+    connect("from", options.from, timeout, options.passwords?.from),
+    connect("to", options.to, timeout, options.passwords?.to),
   ]);
   const close = () =>
     Promise.all(

@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import type { Config } from "./config.ts";
 import { log } from "./log.ts";
+import { randomSecret } from "./secret_strength.ts";
 
 /** Returns the HS256 key bytes, creating `DATA_DIR/jwt_secret` (mode 0600) when needed. */
 export async function loadTokenKey(
@@ -20,7 +21,7 @@ export async function loadTokenKey(
       "JWT_SECRET is not set: using a key generated under DATA_DIR; set JWT_SECRET when several instances share a database",
     );
   }
-  const secret = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(48))));
+  const secret = randomSecret();
   await Deno.mkdir(config.DATA_DIR, { recursive: true });
   await Deno.writeTextFile(path, secret + "\n", { mode: 0o600, createNew: true }).catch((err) => {
     if (!(err instanceof Deno.errors.AlreadyExists)) throw err;

@@ -2,31 +2,34 @@
 import { Hono } from "hono";
 import type { Sql } from "../lib/db.ts";
 import type { Migration } from "../lib/migrate.ts";
-import type { Replica } from "../lib/replica.ts";
-import { checkReadiness } from "../lib/readiness.ts";
+import { publicReplicaReason, type Replica } from "../lib/replica.ts";
+import { cachedReadiness, checkReadiness } from "../lib/readiness.ts";
 import type { AppEnv } from "./env.ts";
 
 /**
  * `/healthz` (the process is alive) and `/readyz` (database reachable, migrations current; with a
- * replica configured, whether heavy reads use it, or why they went back to the primary).
+ * replica configured, whether heavy reads use it, or why they went back to the primary). The
+ * public learns ready or unavailable, never an error's text (the log has it), and probes share
+ * one database round trip a second (lib/readiness.ts).
  */
 export function opsRoutes(
   { sql, migrations, replica }: { sql: Sql; migrations: Migration[]; replica?: Replica },
 ) {
   const app = new Hono<AppEnv>();
+  const readiness = cachedReadiness(() => checkReadiness(sql, migrations));
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
-    const result = await checkReadiness(sql, migrations);
+    const result = await readiness();
     c.header("Cache-Control", "no-store");
+    if (!result.ready) return c.json({ status: "unavailable" }, 503);
     const reads = replica
       ? {
         replica: replica.state.usable
           ? { in_use: true, lag_s: replica.state.lagS }
-          : { in_use: false, reason: replica.state.reason },
+          : { in_use: false, reason: publicReplicaReason(replica.state.reason) },
       }
       : {};
-    if (result.ready) return c.json({ status: "ready", ...reads });
-    return c.json({ status: "not_ready", reason: result.reason }, 503);
+    return c.json({ status: "ready", ...reads });
   });
   return app;
 }

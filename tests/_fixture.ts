@@ -9,6 +9,7 @@ import { type Config, loadConfig } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
 import { connectionProbe } from "../lib/db_watch.ts";
 import type { Role } from "../lib/model.ts";
+import { randomSecret } from "../lib/secret_strength.ts";
 import { buildServices } from "../lib/services.ts";
 import { issueToken } from "../lib/tokens.ts";
 import { type AppDeps, appDeps, createApp } from "../routes/app.ts";
@@ -16,8 +17,8 @@ import type { AppEnv } from "../routes/env.ts";
 import { createTestDatabase, pooledPort, type TestDatabase } from "./_db.ts";
 import { addStudents, ADMIN_ID, INSTRUCTOR_ID } from "./_students.ts";
 
-/** The JWT key tests sign with. */
-export const TEST_TOKEN_KEY = new TextEncoder().encode("test-secret-test-secret-test-secret-0123");
+/** The JWT key tests sign with (random per run, as a JWT_SECRET must be). */
+export const TEST_TOKEN_KEY = new TextEncoder().encode(randomSecret());
 
 /** What a test gets. */
 export interface TestApp {

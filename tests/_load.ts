@@ -1,4 +1,5 @@
 /** A small load generator for the fault tests: workers posting XP awards to a running server. */
+import { randomSecret } from "../lib/secret_strength.ts";
 import { issueToken } from "../lib/tokens.ts";
 
 /** One request's outcome. */
@@ -11,8 +12,8 @@ export interface Sent {
   key?: string;
 }
 
-/** The JWT_SECRET the fault tests give their servers. */
-export const LOAD_SECRET = "fault-test-secret-fault-test-secret-0000";
+/** The JWT_SECRET the fault tests give their servers: a new random one per run (a fixed phrase is refused). */
+export const LOAD_SECRET = randomSecret();
 
 /** A bearer header for `userId` (an admin, at `epoch`: 0 until it changes) signed with LOAD_SECRET. */
 export async function loadToken(userId: number, epoch = 0): Promise<string> {

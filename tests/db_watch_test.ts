@@ -4,7 +4,9 @@
  * probe finds the database unreachable, and only then.
  */
 import { assert, assertEquals } from "./_assert.ts";
-import { DatabaseWatch } from "../lib/db_watch.ts";
+import { connectionProbe, DatabaseWatch } from "../lib/db_watch.ts";
+import { unavailability } from "../lib/retry.ts";
+import { notPostgresPeers } from "./_peers.ts";
 
 const refused = () =>
   Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
@@ -82,5 +84,33 @@ Deno.test("short requests never make the watch probe", async () => {
     assertEquals(probes, 0);
   } finally {
     watch.stop();
+  }
+});
+
+Deno.test("the probe settles as unreachable on a peer that is not PostgreSQL, so a stuck request is cut", async () => {
+  const { peers, close } = notPostgresPeers();
+  try {
+    for (const peer of peers) {
+      const probe = connectionProbe(`postgres://lg:pw@127.0.0.1:${peer.port}/levelguard`, 1);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const outcome = await Promise.race([
+        probe().then(() => "answered", (err: unknown) => err),
+        new Promise<string>((r) => timer = setTimeout(() => r("still waiting after 30 s"), 30_000)),
+      ]);
+      clearTimeout(timer);
+      assert(outcome instanceof Error, `${peer.name}: ${outcome}`);
+      assertEquals(unavailability(outcome), "down", `${peer.name}: ${outcome.message}`);
+
+      // The watch of a running server, its database moved behind such a peer: the wait is cut.
+      const watch = new DatabaseWatch({ probe, suspectAfterMs: 100, probeIntervalMs: 50 });
+      try {
+        assert(await cutWithin(watch, 30_000) !== null, `${peer.name}: the stuck request was never cut`);
+        assert(watch.down, peer.name);
+      } finally {
+        watch.stop();
+      }
+    }
+  } finally {
+    await close();
   }
 });

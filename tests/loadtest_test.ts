@@ -18,6 +18,7 @@ import {
   SCENARIOS,
   serverEnv,
 } from "../lib/cli/loadtest.ts";
+import { randomSecret } from "../lib/secret_strength.ts";
 import { seed } from "../lib/seed.ts";
 import { hasServer } from "./_db.ts";
 import { withTestApp } from "./_fixture.ts";
@@ -170,7 +171,7 @@ Deno.test("--quick sets a few seconds with a handful of users, the caller's envi
   assertEquals(env.REPORT_DIR, "/tmp/r");
   assertEquals(k6Environment("coupling_enforcer", { quick: false, base: {}, forced: {} }).VUS, undefined);
   // The security scenario needs the limit; every other scenario exempts the load generator.
-  const dirs = { data: "/d", logs: "/l", secret: "s".repeat(40) };
+  const dirs = { data: "/d", logs: "/l", secret: randomSecret() };
   assertEquals("RATE_LIMIT_EXEMPT" in serverEnv("security", dirs), false);
   assertMatch(serverEnv("progress_update", dirs).RATE_LIMIT_EXEMPT, /127\.0\.0\.1\/32/);
 });
@@ -193,7 +194,7 @@ const ACCOUNTS = {
   studentPassword: "staging_student_password",
 };
 const STUDENTS = 200;
-const SECRET = "loadtest-test-secret-loadtest-test-secret-00";
+const SECRET = randomSecret();
 const REPORT_HEADINGS = [
   "# Load Testing Report",
   "**Date:** ",

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { createTestDatabase, hasServer } from "./_db.ts";
 import { closedPort, until } from "./_fixture.ts";
+import { LOAD_SECRET } from "./_load.ts";
 import { hermeticEnv, startServer } from "./_process.ts";
 import { configSchema } from "../lib/config.ts";
 import {
@@ -188,7 +189,7 @@ Deno.test({
   try {
     server = await startServer({
       DATABASE_URL: db.url,
-      JWT_SECRET: "n".repeat(40),
+      JWT_SECRET: LOAD_SECRET,
       DATA_DIR: join(work, "data"),
       LOG_DIR: join(work, "logs"),
       TRUST_PROXY: NGINX_ADDRESS,

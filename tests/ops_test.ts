@@ -1,7 +1,9 @@
-import { assertEquals, assertMatch } from "./_assert.ts";
+import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import postgres from "postgres";
+import type { Sql } from "../lib/db.ts";
 import { API_CONTRACT } from "../routes/contract.ts";
-import { closedPort, withTestApp } from "./_fixture.ts";
+import { opsRoutes } from "../routes/ops.ts";
+import { capturingStderr, closedPort, withTestApp } from "./_fixture.ts";
 
 Deno.test("/healthz answers without touching the database, with a request id", () =>
   withTestApp(async ({ app }) => {
@@ -18,29 +20,62 @@ Deno.test("/readyz is 200 when the database is migrated", () =>
     assertEquals(await res.json(), { status: "ready" });
   }));
 
-Deno.test("/readyz is 503 naming the pending migration", () =>
+Deno.test("/readyz is 503 with pending migrations, naming them in the log only", () =>
   withTestApp(async ({ another }) => {
     const { app, deps } = await another();
     deps.migrations.push({ name: "9999_future.sql", sql: "", checksum: "x" });
-    const res = await app.request("/readyz");
+    const { result: res, lines } = await capturingStderr(async () => await app.request("/readyz"));
     assertEquals(res.status, 503);
-    assertEquals(await res.json(), { status: "not_ready", reason: "pending migrations: 9999_future.sql" });
+    assertEquals(await res.json(), { status: "unavailable" });
+    assert(lines.some((l) => l.includes("pending migrations: 9999_future.sql")), lines.join("\n"));
   }));
 
-Deno.test("/readyz is 503 with a reason when the database is unreachable", () =>
-  withTestApp(async ({ another }) => {
-    const sql = postgres(`postgres://nobody@127.0.0.1:${closedPort()}/none`, { max: 1, connect_timeout: 1 });
-    try {
-      const { app } = await another({ sql });
-      const res = await app.request("/readyz");
-      assertEquals(res.status, 503);
-      const body = await res.json();
-      assertEquals(body.status, "not_ready");
-      assertMatch(body.reason, /^database (unreachable|did not answer)/);
-    } finally {
-      await sql.end();
-    }
-  }));
+/** A client whose every query is counted: a database round trip each (or an attempt at one). */
+function counting(sql: Sql): { sql: Sql; queries: () => number } {
+  let n = 0;
+  const counted = new Proxy(sql, {
+    apply(target, self, args) {
+      n++;
+      return Reflect.apply(target, self, args);
+    },
+  });
+  return { sql: counted, queries: () => n };
+}
+
+Deno.test("during an outage /readyz answers {status: unavailable} without error text, one database round trip a second", async () => {
+  const port = closedPort();
+  const down = postgres(`postgres://nobody@127.0.0.1:${port}/none`, {
+    max: 1,
+    connect_timeout: 1,
+    onnotice: () => {},
+  });
+  const { sql, queries } = counting(down);
+  const app = opsRoutes({ sql, migrations: [] });
+  try {
+    const started = performance.now();
+    const { result: bodies, lines } = await capturingStderr(async () => {
+      const answers: string[] = [];
+      // Probes at once (a fleet of load balancers), then one after another.
+      const burst = await Promise.all(Array.from({ length: 20 }, () => app.request("/readyz")));
+      for (const res of burst) answers.push(`${res.status} ${await res.text()}`);
+      for (let i = 0; i < 30; i++) {
+        const res = await app.request("/readyz");
+        answers.push(`${res.status} ${await res.text()}`);
+      }
+      return answers;
+    });
+    const elapsedS = (performance.now() - started) / 1000;
+    assertEquals(new Set(bodies), new Set(['503 {"status":"unavailable"}']));
+    // The first check, then at most one more each second that passed.
+    assert(queries() >= 1 && queries() <= 1 + Math.floor(elapsedS), `${queries()} queries in ${elapsedS} s`);
+    // The operator has the reason, once.
+    const logged = lines.filter((l) => l.includes("not ready"));
+    assertEquals(logged.length, 1, lines.join("\n"));
+    assertMatch(logged[0], /database unreachable/);
+  } finally {
+    await down.end({ timeout: 0 });
+  }
+});
 
 Deno.test("unknown routes get a problem+json 404", () =>
   withTestApp(async ({ app }) => {

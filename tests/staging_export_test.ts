@@ -194,6 +194,15 @@ async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
 }
 
 /** Another spelling of the same database's URL (host name, scheme, a query parameter). */
+/**
+ * A role of its own for a test, with a password: a server that asks for passwords (not only one that
+ * trusts local connections) lets it in.
+ */
+function testRole(): { role: string; password: string } {
+  const id = crypto.randomUUID().replaceAll("-", "");
+  return { role: `lg_test_role_${id.slice(0, 12)}`, password: `pw_${id.slice(12)}` };
+}
+
 function otherSpelling(url: string): string {
   const u = new URL(url.replace(/^postgres:/, "postgresql:"));
   if (u.hostname === "127.0.0.1") u.hostname = "localhost";
@@ -371,11 +380,12 @@ Deno.test({
     const seeded = before.writes.find((r) => r.relname === "xp_events");
     assert(seeded && seeded.n_tup_ins > 2000, "the statistics hold the seeding's inserts");
 
-    const out = await runScript(
-      "lib/cli/staging_export.ts",
-      ["--from", source.db.url, "--to", target.url],
-      { STAGING_PASSWORD },
-    );
+    // The URLs (and their passwords, if any) come from the environment, never the command line.
+    const out = await runScript("lib/cli/staging_export.ts", [], {
+      STAGING_FROM_URL: source.db.url,
+      STAGING_TO_URL: target.url,
+      STAGING_PASSWORD,
+    });
     assertEquals(out.code, 0, out.stderr);
     assertEquals(out.stderr, "", "no progress lines when stderr is not a terminal");
     assertMatch(
@@ -495,39 +505,43 @@ Deno.test({
       const secret = "secret-pw-9";
       const cases: [string, string[], Record<string, string>, RegExp][] = [
         [
-          "same database",
-          ["--from", from, "--to", otherSpelling(from)],
-          { STAGING_PASSWORD },
+          "same database (DATABASE_URL is the source when STAGING_FROM_URL is unset)",
+          [],
+          { DATABASE_URL: from, STAGING_TO_URL: otherSpelling(from), STAGING_PASSWORD },
           /same database/,
         ],
         [
           "non-empty target",
-          ["--from", from, "--to", nonEmpty.url],
-          { STAGING_PASSWORD },
+          [],
+          { STAGING_FROM_URL: from, STAGING_TO_URL: nonEmpty.url, STAGING_PASSWORD },
           /the --to database is not empty \(users has rows\)/,
         ],
         [
           "unmigrated target",
-          ["--from", from, "--to", unmigrated.url],
-          { STAGING_PASSWORD },
+          [],
+          { STAGING_FROM_URL: from, STAGING_TO_URL: unmigrated.url, STAGING_PASSWORD },
           /the --to database is not migrated \(pending: 0001_core_schema\.sql, .*\); run deno task migrate against the target first$/,
         ],
         [
           "foreign source",
-          ["--from", unmigrated.url, "--to", target.url],
-          { STAGING_PASSWORD },
+          [],
+          { STAGING_FROM_URL: unmigrated.url, STAGING_TO_URL: target.url, STAGING_PASSWORD },
           /the --from database is not a Levelguard database/,
         ],
         [
           "no password",
-          ["--from", from, "--to", target.url],
-          {},
+          [],
+          { STAGING_FROM_URL: from, STAGING_TO_URL: target.url },
           /set STAGING_PASSWORD .* or pass --keep-password-hashes/,
         ],
         [
           "unreachable",
-          ["--from", from, "--to", `postgres://lg:${secret}@127.0.0.1:${closedPort()}/levelguard`],
-          { STAGING_PASSWORD },
+          [],
+          {
+            STAGING_FROM_URL: from,
+            STAGING_TO_URL: `postgres://lg:${secret}@127.0.0.1:${closedPort()}/levelguard`,
+            STAGING_PASSWORD,
+          },
           /the --to database is unreachable: /,
         ],
       ];
@@ -543,14 +557,9 @@ Deno.test({
         assert(!out.stderr.includes(secret), "no password echoed");
       }
 
-      const bad = await runScript("lib/cli/staging_export.ts", [
-        "--from",
-        from,
-        "--to",
-        target.url,
-        "--limit",
-        "ten",
-      ], {
+      const bad = await runScript("lib/cli/staging_export.ts", ["--limit", "ten"], {
+        STAGING_FROM_URL: from,
+        STAGING_TO_URL: target.url,
         STAGING_PASSWORD,
       });
       assertEquals(bad.code, 2, bad.stderr);
@@ -573,13 +582,14 @@ Deno.test({
   ignore: !hasServer,
 }, () =>
   withSourceAndTarget(20, async (source, target) => {
-    const role = `lg_test_role_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const { role, password } = testRole();
     const admin = postgres(Deno.env.get("LG_TEST_ADMIN_URL")!, { max: 1, onnotice: () => {} });
     try {
-      await admin.unsafe(`CREATE ROLE ${role} LOGIN`);
+      await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
       await target.sql.unsafe(`GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO ${role}`);
       const url = new URL(target.url);
       url.username = role;
+      url.password = password;
       const refused = await assertRejects(
         () => exportStaging({ from: source.db.url, to: url.toString(), keepPasswordHashes: true }),
         ExportRefused,
@@ -708,11 +718,12 @@ Deno.test({
   ignore: !hasServer,
 }, () =>
   withSourceAndTarget(30, async (source, target) => {
-    const role = `lg_test_role_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+    const { role, password } = testRole();
     const admin = postgres(Deno.env.get("LG_TEST_ADMIN_URL")!, { max: 1, onnotice: () => {} });
     const as = (url: string) => {
       const u = new URL(url);
       u.username = role;
+      u.password = password;
       return u.toString();
     };
     const pools: Sql[] = [];
@@ -722,7 +733,7 @@ Deno.test({
       return sql;
     };
     try {
-      await admin.unsafe(`CREATE ROLE ${role} LOGIN`);
+      await admin.unsafe(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'`);
       for (const db of [source.db, target]) {
         await db.sql`REVOKE EXECUTE ON FUNCTION pg_control_system() FROM PUBLIC`;
       }
@@ -751,5 +762,79 @@ Deno.test({
       await target.sql.unsafe(`DROP OWNED BY ${role}`).catch(() => {});
       await admin.unsafe(`DROP ROLE IF EXISTS ${role}`).catch(() => {});
       await admin.end();
+    }
+  }));
+
+Deno.test("a --from or --to URL with a password is refused before anything is opened, saying why, never echoing it", async () => {
+  const secret = "Sekrit-on-the-command-line";
+  const withPassword = `postgres://lg:${secret}@127.0.0.1:${closedPort()}/levelguard`;
+  const without = `postgres://lg@127.0.0.1:${closedPort()}/levelguard`;
+  for (
+    const [option, args] of [
+      ["from", ["--from", withPassword, "--to", without]],
+      ["to", ["--from", without, "--to", withPassword]],
+    ] as const
+  ) {
+    const out = await runScript("lib/cli/staging_export.ts", [...args], { STAGING_PASSWORD });
+    assertEquals(out.code, 2, out.stderr);
+    const [first, second] = out.stderr.split("\n");
+    assertMatch(
+      first,
+      new RegExp(
+        `^staging:export: --${option}: carries a password, which would be in the shell history, the process list .*` +
+          `set STAGING_${option.toUpperCase()}_URL instead, or leave it out of the URL and use PGPASSWORD or ~/\\.pgpass$`,
+      ),
+    );
+    assertMatch(second, /^usage: deno task staging:export/);
+    assert(!(out.stdout + out.stderr).includes(secret), "the password is not echoed");
+  }
+  // Neither given: where to put them.
+  const none = await runScript("lib/cli/staging_export.ts", [], { STAGING_PASSWORD });
+  assertEquals(none.code, 2, none.stderr);
+  assertMatch(
+    none.stderr,
+    /^staging:export: no source: set STAGING_FROM_URL \(or DATABASE_URL\), or pass --from URL/,
+  );
+  // A malformed one, in the environment or the arguments: named, never echoed.
+  const malformed = `postgres://lg:${secret}@127.0.0.1:99999/levelguard`;
+  const env = await runScript("lib/cli/staging_export.ts", [], {
+    STAGING_FROM_URL: malformed,
+    STAGING_PASSWORD,
+  });
+  assertEquals(env.code, 1, env.stderr);
+  assertMatch(
+    env.stderr,
+    /^staging:export: invalid configuration: STAGING_FROM_URL has a port that is not a number/,
+  );
+  const arg = await runScript("lib/cli/staging_export.ts", ["--to", "postgres://lg@db:99999/x"], {});
+  assertEquals(arg.code, 2, arg.stderr);
+  assertMatch(arg.stderr, /^staging:export: --to: has a port that is not a number from 1 to 65535\n/);
+  assert(!(env.stdout + env.stderr + arg.stderr).includes(secret));
+});
+
+Deno.test({
+  name: "--from and --to without a password work, the passwords coming from a password file (PGPASSFILE)",
+  ignore: !hasServer,
+}, () =>
+  withSourceAndTarget(20, async (source, target) => {
+    const file = await Deno.makeTempFile({ prefix: "levelguard-pgpass-" });
+    try {
+      // The test server's URL may carry a password (a server that asks for one): it goes to the file.
+      const lines: string[] = [];
+      const bare = (url: string) => {
+        const u = new URL(url);
+        const pass = decodeURIComponent(u.password);
+        u.password = "";
+        if (pass) lines.push([u.hostname, u.port || "5432", u.pathname.slice(1), u.username, pass].join(":"));
+        return u.toString();
+      };
+      const args = ["--from", bare(source.db.url), "--to", bare(target.url), "--keep-password-hashes"];
+      await Deno.writeTextFile(file, lines.join("\n") + "\n", { mode: 0o600 });
+      await Deno.chmod(file, 0o600);
+      const out = await runScript("lib/cli/staging_export.ts", args, { PGPASSFILE: file });
+      assertEquals(out.code, 0, out.stderr);
+      assertMatch(out.stdout, /^copied \d+ users .*password hashes kept\n$/);
+    } finally {
+      await Deno.remove(file);
     }
   }));

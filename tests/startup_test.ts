@@ -2,6 +2,7 @@ import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import { hasServer } from "./_db.ts";
 import { closedPort, until, withTestApp } from "./_fixture.ts";
 import { seedConsistent } from "./_integrity.ts";
+import { LOAD_SECRET } from "./_load.ts";
 import { runScript, type ServerProcess, startServer } from "./_process.ts";
 
 async function startMain(env: Record<string, string>) {
@@ -43,7 +44,7 @@ Deno.test(
       await db.sql`UPDATE schema_migrations SET checksum = 'tampered' WHERE name = '0001_core_schema.sql'`;
       const { code, stderr } = await startMain({
         DATABASE_URL: db.url,
-        JWT_SECRET: "x".repeat(40),
+        JWT_SECRET: LOAD_SECRET,
         DATA_DIR: dataDir,
         LOG_DIR: logDir,
       });
@@ -75,7 +76,7 @@ Deno.test(
         const port = (taken.addr as Deno.NetAddr).port;
         const { code, stderr } = await startMain({
           DATABASE_URL: db.url,
-          JWT_SECRET: "x".repeat(40),
+          JWT_SECRET: LOAD_SECRET,
           PORT: String(port),
         });
         assertEquals([code, stderr], [1, `levelguard: port ${port} is in use; set PORT`]);
@@ -119,7 +120,7 @@ Deno.test({
     await seedConsistent(db.sql, 20);
     const server = await startServer({
       DATABASE_URL: db.url,
-      JWT_SECRET: "x".repeat(40),
+      JWT_SECRET: LOAD_SECRET,
       DATA_DIR: dataDir,
       LOG_DIR: Deno.uid() === 0 ? "/sys/kernel/levelguard-logs" : "/proc/levelguard-logs",
       SCAN_ENABLED: "1",
@@ -188,5 +189,31 @@ Deno.test({
     await again.stop();
     await Deno.remove(dataDir, { recursive: true });
     await Deno.remove(logDir, { recursive: true });
+  }
+});
+
+Deno.test("a port in use is found before anything is created: no DATA_DIR, no LOG_DIR, no embedded database", async () => {
+  const scratch = await Deno.makeTempDir({ prefix: "levelguard-port-first-" });
+  const taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const port = (taken.addr as Deno.NetAddr).port;
+    const dataDir = `${scratch}/data`;
+    const logDir = `${scratch}/logs`;
+    // Embedded (nothing to reach), and with a DATABASE_URL that nobody answers: the port is first.
+    const unreachable = `postgres://nobody@127.0.0.1:${closedPort()}/none`;
+    const modes: Record<string, string>[] = [{}, { DATABASE_URL: unreachable, DB_CONNECT_TIMEOUT_S: "1" }];
+    for (const env of modes) {
+      const { code, stderr } = await startMain({
+        ...env,
+        PORT: String(port),
+        DATA_DIR: dataDir,
+        LOG_DIR: logDir,
+      });
+      assertEquals([code, stderr], [1, `levelguard: port ${port} is in use; set PORT`]);
+      assertEquals([...Deno.readDirSync(scratch)].map((e) => e.name), [], "nothing was created");
+    }
+  } finally {
+    taken.close();
+    await Deno.remove(scratch, { recursive: true });
   }
 });

@@ -9,6 +9,7 @@ import { lockDataDir } from "../data_dir.ts";
 import { type Database, openDatabase } from "../db.ts";
 import { isOneLine, UsageError } from "../errors.ts";
 import { pendingMigrations } from "../migrate.ts";
+import { redactUrls } from "../postgres_url.ts";
 import { buildServices, type Services } from "../services.ts";
 import { argsOrExit, type TaskSpec, usage } from "../args.ts";
 
@@ -29,6 +30,15 @@ export interface RunOptions {
   database: "any" | "migrated";
   /** With the embedded database in use by the server: what to do instead (e.g. the API call). */
   whileServerRuns?: string;
+}
+
+/** LEVELGUARD_DEBUG=1 shows the stack of an unexpected failure (false without env access). */
+function debugging(): boolean {
+  try {
+    return Boolean(Deno.env.get("LEVELGUARD_DEBUG"));
+  } catch {
+    return false;
+  }
 }
 
 /** Runs a task; exits with its code (0, 1 for a failure, 2 for bad arguments). */
@@ -70,7 +80,11 @@ export async function runTask<S extends z.ZodType>(
       // A table is missing: the database was never (fully) migrated.
       console.error(`${spec.name}: ${(err as Error).message}; run deno task migrate first`);
     } else {
-      throw err;
+      // Unexpected: one line too, as main.ts does (the stack with LEVELGUARD_DEBUG=1). A client
+      // quoting a connection string in its error never puts the password in the output.
+      const message = String((err as Error)?.message ?? err).split("\n")[0];
+      console.error(`${spec.name}: unexpected failure: ${redactUrls(message)}`);
+      if (debugging()) console.error(redactUrls(String((err as Error)?.stack ?? err)));
     }
   } finally {
     // A check the task ran may have changed the status (webhooks) or the canary's verdict.

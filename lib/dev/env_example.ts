@@ -2,7 +2,7 @@
 import { CONFIG_DOCS, configSchema } from "../config.ts";
 
 /** Variables whose values are secrets: shown empty, never with an example value. */
-const SECRET = /SECRET|_PASSWORD$|TOKEN|WEBHOOK|DATABASE_URL/;
+const SECRET = /SECRET|_PASSWORD$|TOKEN|WEBHOOK|DATABASE_(\w+_)?URL|STAGING_\w+_URL/;
 
 /** Defaults computed on the machine that runs it: described, not written down. */
 const PER_MACHINE: Record<string, string> = {

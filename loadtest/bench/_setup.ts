@@ -7,10 +7,11 @@
 import type { Cluster } from "../../lib/dev/cluster.ts";
 import { seededCluster } from "../../lib/dev/seeded_cluster.ts";
 import { startServer } from "../../lib/dev/server_process.ts";
+import { randomSecret } from "../../lib/secret_strength.ts";
 import { issueToken } from "../../lib/tokens.ts";
 
-/** The JWT secret the benchmark servers sign with. */
-export const BENCH_SECRET = "bench-secret-bench-secret-bench-secret-0000";
+/** The JWT secret the benchmark servers sign with (random per run: a fixed phrase is refused). */
+export const BENCH_SECRET = randomSecret();
 
 /** A seeded cluster and a running server. */
 export interface Bench {

@@ -44,15 +44,12 @@ try {
     await migrate(target);
     await target.end();
 
-    const args = [
-      "--from",
-      seeded.url,
-      "--to",
-      to,
-      ...(runLimit === null ? [] : ["--limit", String(runLimit)]),
-    ];
+    const args = runLimit === null ? [] : ["--limit", String(runLimit)];
     const started = performance.now();
+    // Connection strings from the environment, as the task wants them (never on the command line).
     const child = spawnScript("lib/cli/staging_export.ts", args, {
+      STAGING_FROM_URL: seeded.url,
+      STAGING_TO_URL: to,
       STAGING_PASSWORD: "bench-staging-password",
     });
     let peak = 0;
