@@ -6,7 +6,6 @@
  * otherwise, so reload, back and no-JavaScript all get a full page.
  */
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import type { Admission } from "../lib/admission.ts";
@@ -46,6 +45,7 @@ import { StudentPage, StudentPairs } from "../views/student_page.tsx";
 import { query } from "../views/format.ts";
 import { NotEnabledPage, RolloutPanel } from "../views/rollout_panel.tsx";
 import { liveEvents } from "./admin_events.ts";
+import { bufferedBody } from "./middleware/body.ts";
 import { sameOrigin } from "./middleware/same_origin.ts";
 import { isTls } from "./middleware/secure_headers.ts";
 import {
@@ -58,6 +58,7 @@ import {
   type SessionEnv,
   setSessionCookie,
 } from "./middleware/session.ts";
+import { BODY_LIMIT_BYTES } from "./middleware/validate.ts";
 
 /** What the dashboard needs. */
 export interface AdminDeps {
@@ -66,7 +67,12 @@ export interface AdminDeps {
   events: CheckEvents;
   config: Pick<
     Config,
-    "SCAN_ENABLED" | "SCAN_CRON" | "TRUST_PROXY" | "DASHBOARD_REFRESH_SECONDS" | "SESSION_TTL_SECONDS"
+    | "SCAN_ENABLED"
+    | "SCAN_CRON"
+    | "TRUST_PROXY"
+    | "DASHBOARD_REFRESH_SECONDS"
+    | "SESSION_TTL_SECONDS"
+    | "REQUEST_BODY_TIMEOUT_MS"
   >;
   assets: Assets;
   passwords: Admission;
@@ -190,7 +196,8 @@ export function adminRoutes(
       return `${proto}://${host}`;
     }),
   );
-  app.use("/admin/*", bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.text("Request too large", 413) }));
+  // Forms are read whole, within the size and time bounds of the JSON API, before any handler.
+  app.use("/admin/*", bufferedBody({ limit: BODY_LIMIT_BYTES, timeoutMs: config.REQUEST_BODY_TIMEOUT_MS }));
   app.use("/admin/*", async (c, next) => {
     await next();
     if (!c.res.headers.has("Cache-Control")) c.header("Cache-Control", "no-store");

@@ -13,10 +13,12 @@ export interface RolloutDeps {
   sql: Sql;
   rollout: RolloutCache;
   tokenKey: Uint8Array;
+  /** REQUEST_BODY_TIMEOUT_MS. */
+  bodyTimeoutMs: number;
 }
 
 /** GET and PUT /api/v1/admin/rollout. */
-export function rolloutRoutes({ sql, rollout, tokenKey }: RolloutDeps) {
+export function rolloutRoutes({ sql, rollout, tokenKey, bodyTimeoutMs }: RolloutDeps) {
   const app = new Hono<AuthEnv>();
   const admin = roleGuard(tokenKey)("ADMIN");
   const noStore = { "Cache-Control": "no-store" };
@@ -25,7 +27,7 @@ export function rolloutRoutes({ sql, rollout, tokenKey }: RolloutDeps) {
     return c.json(await rolloutState(sql), 200, noStore);
   });
 
-  app.put("/api/v1/admin/rollout", admin, jsonBody(rolloutBody), async (c) => {
+  app.put("/api/v1/admin/rollout", admin, jsonBody(rolloutBody, { timeoutMs: bodyTimeoutMs }), async (c) => {
     const { percent, reason } = c.req.valid("json");
     const actorId = c.get("principal").userId;
     await setRollout(sql, {
