@@ -320,8 +320,8 @@ export class IntegrityRunner {
         };
       });
     } catch (err) {
-      // The primary's connection closed, not the replica: the check fails (recorded elsewhere).
-      if (!await reserved.settle(err)) throw err;
+      // The primary's connection closed, not the replica, or a stop cut the check: it fails (recorded elsewhere).
+      if (this.#cut || !await reserved.settle(err)) throw err;
       replica.failed(err);
       log("warn", "integrity check: the replica failed, scanning the primary instead", {
         check_id: id,
