@@ -10,12 +10,12 @@ import { scheduleIntegrityScan } from "./lib/integrity/schedule.ts";
 import { errorFields, log } from "./lib/log.ts";
 import { migrate } from "./lib/migrate.ts";
 import { redactUrls } from "./lib/postgres_url.ts";
-import { listen } from "./lib/serve.ts";
+import { InFlight, listen } from "./lib/serve.ts";
 import { pruneExpired } from "./lib/prune.ts";
 import { buildServices } from "./lib/services.ts";
 import { loadTokenKey } from "./lib/token_key.ts";
 import { appDeps, createApp } from "./routes/app.ts";
-import { starting } from "./routes/starting.ts";
+import { shuttingDown, starting } from "./routes/starting.ts";
 
 /** Where LISTEN can run: a session on the server itself; none through a pooler alone or embedded. */
 function listenConnection(db: Database): Sql | null {
@@ -45,6 +45,8 @@ try {
   // credentials then. Until start-up finishes, requests get 503.
   let handler: (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response | Promise<Response> =
     starting;
+  // Requests still running when a shutdown's grace period ends are answered 503, not dropped.
+  const inFlight = new InFlight(shuttingDown);
   const server = listen({
     port: config.PORT,
     hostname: config.HOST,
@@ -53,7 +55,7 @@ try {
         url: `http://${hostname}:${port}`,
         database: config.DATABASE_URL ? "server" : "embedded",
       }),
-  }, (req, info) => handler(req, info));
+  }, inFlight.wrap((req, info) => handler(req, info)));
   // The embedded database belongs to one process: take DATA_DIR first, or stop here.
   if (config.DATABASE_URL) {
     if (!config.JWT_SECRET) await ensureDataDir(config.DATA_DIR);
@@ -140,12 +142,18 @@ try {
     const graceMs = config.SHUTDOWN_GRACE_S * 1000;
     log("info", "shutting down", { signal, grace_s: config.SHUTDOWN_GRACE_S });
     stopping.abort();
-    // Stop accepting; in-flight requests finish within the grace period.
+    // Stop accepting; in-flight requests finish within the grace period, or are answered 503 then.
+    const closed = server.shutdown();
     const drained = await Promise.race([
-      server.shutdown().then(() => true),
+      closed.then(() => true),
       new Promise<false>((r) => setTimeout(() => r(false), graceMs)),
     ]);
-    if (!drained) log("warn", "requests still running at the end of the grace period were cut");
+    if (!drained) {
+      log("warn", "requests still running at the end of the grace period answered 503", {
+        requests: inFlight.cut(),
+      });
+    }
+    // A check still running is cut, its statements cancelled on the server.
     await services.runner.stop(Math.max(0, graceMs - (Date.now() - stoppingSince)));
     // The canary's last minute of figures, unless the database keeps it past the grace period.
     const flushMs = Math.max(0, graceMs - (Date.now() - stoppingSince));
@@ -154,9 +162,11 @@ try {
     await services.accounts.stop();
     // A status change found by the last check still reaches the webhooks, within the grace period.
     await services.notifier.settled(Math.max(0, graceMs - (Date.now() - stoppingSince)));
-    // A query the grace period cut (a check's scan) is not waited for: exiting closes its connection.
+    // A query the grace period cut (a check's scan) was cancelled above; exiting closes its connection.
     const closing = Math.max(500, graceMs - (Date.now() - stoppingSince));
     await Promise.race([db!.close().catch(() => {}), new Promise((r) => setTimeout(r, closing))]);
+    // The 503s of the cut requests are written by now (an open event stream is cut by the exit).
+    if (!drained) await Promise.race([closed, new Promise((r) => setTimeout(r, 200))]);
     lock?.release();
     log("info", "stopped", { after_ms: Date.now() - stoppingSince });
     Deno.exit(0);

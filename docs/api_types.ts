@@ -305,7 +305,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -365,7 +365,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -407,6 +407,16 @@ export interface operations {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within REQUEST_BODY_TIMEOUT_MS */
+            408: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -456,7 +466,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -508,7 +518,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -538,6 +548,16 @@ export interface operations {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
                     Allow: components["headers"]["Allow"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body did not arrive within REQUEST_BODY_TIMEOUT_MS */
+            408: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -587,7 +607,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -653,7 +673,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -724,7 +744,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -796,7 +816,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -856,6 +876,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within REQUEST_BODY_TIMEOUT_MS */
+            408: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Body over 16 KB */
             413: {
                 headers: {
@@ -899,7 +929,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -981,7 +1011,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1052,7 +1082,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1198,7 +1228,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1253,7 +1283,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1324,7 +1354,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1469,7 +1499,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1529,6 +1559,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within REQUEST_BODY_TIMEOUT_MS */
+            408: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Body over 16 KB */
             413: {
                 headers: {
@@ -1572,7 +1612,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1710,7 +1750,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Invalid input; `errors` names each field */
+            /** @description Invalid input (`errors` names each field), or a body the client ended before all of it arrived */
             400: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];
@@ -1770,6 +1810,16 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body did not arrive within REQUEST_BODY_TIMEOUT_MS */
+            408: {
+                headers: {
+                    "X-Request-Id": components["headers"]["X-Request-Id"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Body over 16 KB */
             413: {
                 headers: {
@@ -1823,7 +1873,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The database is unavailable or busy; retry after `Retry-After` seconds */
+            /** @description The database is unavailable or busy, or the server is shutting down and the request was still running at the end of its grace period; retry after `Retry-After` seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["X-Request-Id"];

@@ -95,6 +95,8 @@ export const configSchema = z.object({
   SEED_STUDENT_PASSWORD: z.string().min(8, "must be at least 8 characters").optional(),
   LOG_REQUESTS: flag.default(true),
   SHUTDOWN_GRACE_S: intFrom(0, 3600).default(10),
+  // Bodies are at most 16 KiB: ~1.3 s at 100 kbit/s; 10 s leaves a slow mobile link room.
+  REQUEST_BODY_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),
   DASHBOARD_REFRESH_SECONDS: intFrom(1, 3600).default(30),
   SESSION_TTL_SECONDS: intFrom(60, 7 * 86_400).default(8 * 3600),
   // Leave one core to the event loop and the database: a login storm slows logins only.
@@ -155,7 +157,9 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
     "seed, admin:create, admin:password: the admin's password (else asked for); embedded first start: the demo admin's (random if unset)",
   SEED_STUDENT_PASSWORD: "seed: the students' shared password",
   LOG_REQUESTS: "one JSON log line per request",
-  SHUTDOWN_GRACE_S: "on SIGTERM/SIGINT, seconds in-flight requests and a running check get to finish",
+  SHUTDOWN_GRACE_S:
+    "on SIGTERM/SIGINT, seconds in-flight requests and a running check get to finish; then 503 + Retry-After",
+  REQUEST_BODY_TIMEOUT_MS: "ms a client gets to send a request's whole body (JSON or form); slower is 408",
   DASHBOARD_REFRESH_SECONDS: "the dashboard's refresh timer, besides its live updates",
   SESSION_TTL_SECONDS: "how long a dashboard sign-in lasts, seconds",
   PASSWORD_HASH_CONCURRENCY: "password derivations at once; the rest queue",

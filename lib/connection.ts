@@ -9,6 +9,7 @@
  * either (the pool has already moved it to its closed ones).
  */
 import type { ReservedSql, Sql } from "postgres";
+import type { Queryable } from "./db.ts";
 import { unavailability } from "./retry.ts";
 
 // How long a connection-class failure may take to show as the connection's close: the server's
@@ -108,4 +109,77 @@ async function committed<T>(conn: ReservedConnection, fn: (tx: ReservedSql) => P
 // Only words: the mode is written into the statement, as begin() does.
 function words(mode: string): string {
   return mode.replace(/[^a-z ]/gi, "");
+}
+
+/** What a statement sent through a `Cancellation` is refused with once it was cancelled. */
+export class StatementCancelled extends Error {
+  constructor() {
+    super("cancelled: the process is stopping");
+    this.name = "StatementCancelled";
+  }
+}
+
+/** The part of a postgres.js query read here (3.4.9: `active` while the server runs it). */
+interface RunningQuery {
+  active?: boolean;
+  canceller?: ((query: RunningQuery) => Promise<void> | void) | null;
+  cancel(): unknown;
+  then: PromiseLike<unknown>["then"];
+}
+
+/**
+ * Statements to stop on the server when the work they belong to is cut short
+ * (a shutdown ending a check). Exiting closes their connections, but PostgreSQL
+ * notices a client is gone only when it next writes to it: a scan, or its wait
+ * on a lock, would stay `active` in pg_stat_activity, holding its snapshot,
+ * until it finished (or statement_timeout, when there is one). `watch(sql)`
+ * gives a `sql` whose statements `cancel()` stops: the running ones are
+ * cancelled (a CancelRequest on a connection of its own, which needs no free
+ * slot in the pool), later ones are refused with StatementCancelled.
+ */
+export class Cancellation {
+  #sent = new Set<RunningQuery>();
+  #cancelled = false;
+
+  /** `sql`, with every statement it sends known to this cancellation. */
+  watch<S extends Queryable | ReservedSql>(sql: S): S {
+    const track = <T>(query: T): T => {
+      if (this.#cancelled) throw new StatementCancelled();
+      this.#sent.add(query as RunningQuery);
+      return query;
+    };
+    return new Proxy(sql, {
+      apply: (target, self, args) => track(Reflect.apply(target as never, self, args)),
+      get: (target, key, receiver) =>
+        key === "unsafe"
+          ? (...args: unknown[]) => track((target.unsafe as (...a: unknown[]) => unknown)(...args))
+          : Reflect.get(target, key, receiver),
+    });
+  }
+
+  /** Cancels the statements running now and refuses later ones; waits up to `ms` for the server to stop them. */
+  async cancel(ms: number): Promise<void> {
+    this.#cancelled = true;
+    const running = [...this.#sent].filter((q) => q.active === true);
+    this.#sent.clear();
+    for (const query of running) {
+      // postgres.js's cancel() drops the promise of its CancelRequest: a refused one (the server
+      // gone too) would be an unhandled rejection, which ends the process. Its canceller is that
+      // promise; cancel() itself where a later version has none.
+      const canceller = query.canceller;
+      if (typeof canceller === "function") {
+        query.canceller = null;
+        Promise.resolve(canceller(query)).catch(() => {});
+      } else {
+        query.cancel();
+      }
+    }
+    if (running.length === 0) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled(running.map((q) => Promise.resolve(q))),
+      new Promise((r) => timer = setTimeout(r, ms)),
+    ]);
+    clearTimeout(timer);
+  }
 }

@@ -6,8 +6,6 @@
  * otherwise, so reload, back and no-JavaScript all get a full page.
  */
 import { type Context, Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
-import { csrf } from "hono/csrf";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
 import type { Admission } from "../lib/admission.ts";
@@ -48,7 +46,9 @@ import { StudentPage, StudentPairs } from "../views/student_page.tsx";
 import { query } from "../views/format.ts";
 import { NotEnabledPage, RolloutPanel } from "../views/rollout_panel.tsx";
 import { liveEvents } from "./admin_events.ts";
+import { bufferedBody } from "./middleware/body.ts";
 import { requestOrigin } from "./middleware/forwarded.ts";
+import { sameOrigin } from "./middleware/same_origin.ts";
 import {
   clearSessionCookie,
   loginCsrfMatches,
@@ -59,6 +59,7 @@ import {
   type SessionEnv,
   setSessionCookie,
 } from "./middleware/session.ts";
+import { BODY_LIMIT_BYTES } from "./middleware/validate.ts";
 
 /** What the dashboard needs. */
 export interface AdminDeps {
@@ -69,7 +70,12 @@ export interface AdminDeps {
   accounts: Pick<Accounts, "watch">;
   config: Pick<
     Config,
-    "SCAN_ENABLED" | "SCAN_CRON" | "TRUST_PROXY" | "DASHBOARD_REFRESH_SECONDS" | "SESSION_TTL_SECONDS"
+    | "SCAN_ENABLED"
+    | "SCAN_CRON"
+    | "TRUST_PROXY"
+    | "DASHBOARD_REFRESH_SECONDS"
+    | "SESSION_TTL_SECONDS"
+    | "REQUEST_BODY_TIMEOUT_MS"
   >;
   assets: Assets;
   passwords: Admission;
@@ -181,14 +187,15 @@ export function adminRoutes(
   });
   const dashboard = [signedIn, inRolloutOnly] as const;
 
-  // Forms post to our own origin only (Hono's Origin check), and small.
+  // Forms post to our own origin only (Hono's Origin check), and small. The check comes before
+  // routing: an unsafe method without this site's Origin is 403 on every path, even one that does
+  // not serve that method (405 once the Origin is ours), and costs no session lookup.
   app.use(
     "/admin/*",
-    csrf({
-      origin: (origin, c) => origin === requestOrigin(c, trustProxy),
-    }),
+    sameOrigin((c) => requestOrigin(c, trustProxy)),
   );
-  app.use("/admin/*", bodyLimit({ maxSize: 16 * 1024, onError: (c) => c.text("Request too large", 413) }));
+  // Forms are read whole, within the size and time bounds of the JSON API, before any handler.
+  app.use("/admin/*", bufferedBody({ limit: BODY_LIMIT_BYTES, timeoutMs: config.REQUEST_BODY_TIMEOUT_MS }));
   app.use("/admin/*", async (c, next) => {
     await next();
     if (!c.res.headers.has("Cache-Control")) c.header("Cache-Control", "no-store");

@@ -54,6 +54,7 @@ export async function appDeps(services: Services, { tokenKey }: { tokenKey: Uint
 /** The whole HTTP surface of Levelguard; each router gets exactly what it uses. */
 export function createApp(deps: AppDeps) {
   const { config, sql, runner, tokenKey, migrations } = deps;
+  const bodyTimeoutMs = config.REQUEST_BODY_TIMEOUT_MS;
   const app = new Hono<AppEnv>();
   app.use(requestId({ trustProxy: config.TRUST_PROXY }));
   app.use(logScope);
@@ -79,12 +80,25 @@ export function createApp(deps: AppDeps) {
   app.route("/", metricsRoutes({ metrics: deps.metrics, config }));
   app.route(
     "/",
-    authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS, passwords: deps.passwords }),
+    authRoutes({
+      sql,
+      tokenKey,
+      ttlSeconds: config.JWT_TTL_SECONDS,
+      passwords: deps.passwords,
+      bodyTimeoutMs,
+    }),
   );
   const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
   app.route(
     "/",
-    progressRoutes({ sql, tokenKey, accounts: deps.accounts, answerWithinMs, metrics: deps.metrics }),
+    progressRoutes({
+      sql,
+      tokenKey,
+      accounts: deps.accounts,
+      answerWithinMs,
+      metrics: deps.metrics,
+      bodyTimeoutMs,
+    }),
   );
   app.route(
     "/api/v1/health",
@@ -98,9 +112,13 @@ export function createApp(deps: AppDeps) {
       requestStats: deps.requestStats,
       soakHours: config.CANARY_STEP_HOURS,
       reads: deps.reads,
+      bodyTimeoutMs,
     }),
   );
-  app.route("/", rolloutRoutes({ sql, rollout: deps.rollout, tokenKey, accounts: deps.accounts }));
+  app.route(
+    "/",
+    rolloutRoutes({ sql, rollout: deps.rollout, tokenKey, accounts: deps.accounts, bodyTimeoutMs }),
+  );
   app.use("/admin/*", guard);
   app.route(
     "/",

@@ -13,15 +13,17 @@ import { loginBody, type loginResponse } from "./schemas.ts";
  * failure, 503 with Retry-After when too many sign-ins are already waiting.
  */
 export function authRoutes(
-  { sql, tokenKey, ttlSeconds, passwords }: {
+  { sql, tokenKey, ttlSeconds, passwords, bodyTimeoutMs }: {
     sql: Sql;
     tokenKey: Uint8Array;
     ttlSeconds: number;
     passwords: Admission;
+    /** REQUEST_BODY_TIMEOUT_MS. */
+    bodyTimeoutMs: number;
   },
 ) {
   const app = new Hono<AppEnv>();
-  app.post("/api/v1/auth/login", jsonBody(loginBody), async (c) => {
+  app.post("/api/v1/auth/login", jsonBody(loginBody, { timeoutMs: bodyTimeoutMs }), async (c) => {
     const { token, expiresIn } = await login(sql, tokenKey, ttlSeconds, c.req.valid("json"), passwords);
     c.header("Cache-Control", "no-store");
     const body: z.infer<typeof loginResponse> = {

@@ -32,11 +32,14 @@ export interface HealthDeps {
   soakHours: number;
   /** Where heavy reads go (the replica while it is usable). */
   reads: () => Sql;
+  /** REQUEST_BODY_TIMEOUT_MS. */
+  bodyTimeoutMs: number;
 }
 
 /** The health API; mount under /api/v1/health. */
 export function healthRoutes(
-  { sql, runner, status, tokenKey, accounts, metrics, requestStats, soakHours, reads }: HealthDeps,
+  { sql, runner, status, tokenKey, accounts, metrics, requestStats, soakHours, reads, bodyTimeoutMs }:
+    HealthDeps,
 ) {
   const app = new Hono<AuthEnv>();
   // On each route rather than "*": a method a path does not serve is 405, not 401.
@@ -64,18 +67,23 @@ export function healthRoutes(
     return c.json(await listViolations(reads(), c.req.valid("query")));
   });
 
-  app.post("/check-now", admin, jsonBody(checkNowBody, { optional: true }), async (c) => {
-    const userId = c.req.valid("json").user_id ?? null;
-    if (userId !== null) await requireUser(sql, userId);
-    metrics.manualChecks.inc();
-    const check = await runner.run("manual", userId);
-    if (check.outcome === "failure") {
-      throw new Unavailable(`Integrity check ${check.id} failed: ${check.error}`);
-    }
-    return c.json(check);
-  });
+  app.post(
+    "/check-now",
+    admin,
+    jsonBody(checkNowBody, { timeoutMs: bodyTimeoutMs, optional: true }),
+    async (c) => {
+      const userId = c.req.valid("json").user_id ?? null;
+      if (userId !== null) await requireUser(sql, userId);
+      metrics.manualChecks.inc();
+      const check = await runner.run("manual", userId);
+      if (check.outcome === "failure") {
+        throw new Unavailable(`Integrity check ${check.id} failed: ${check.error}`);
+      }
+      return c.json(check);
+    },
+  );
 
-  app.post("/violations/repair", admin, jsonBody(repairBody), async (c) => {
+  app.post("/violations/repair", admin, jsonBody(repairBody, { timeoutMs: bodyTimeoutMs }), async (c) => {
     const body = c.req.valid("json");
     if (body.student_id !== undefined) await requireUser(sql, body.student_id);
     const result = await repairAndCheck(sql, runner, {

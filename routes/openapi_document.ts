@@ -122,7 +122,8 @@ const headerRefs = (...names: string[]) => Object.fromEntries(names.map((n) => [
 // The errors any route can answer, by status: description and the headers they carry.
 const PROBLEMS: Record<number, { description: string; headers: string[] }> = {
   400: {
-    description: "Invalid input; `errors` names each field",
+    description:
+      "Invalid input (`errors` names each field), or a body the client ended before all of it arrived",
     headers: ["RateLimit-Policy", "RateLimit"],
   },
   401: {
@@ -136,6 +137,7 @@ const PROBLEMS: Record<number, { description: string; headers: string[] }> = {
   },
   404: { description: "Not found", headers: ["RateLimit-Policy", "RateLimit"] },
   405: { description: "Another method of this path; `Allow` lists the served ones", headers: ["Allow"] },
+  408: { description: "The body did not arrive within REQUEST_BODY_TIMEOUT_MS", headers: [] },
   413: { description: "Body over 16 KB", headers: [] },
   415: { description: "Body is not application/json", headers: [] },
   422: { description: "Unprocessable request", headers: [] },
@@ -145,7 +147,8 @@ const PROBLEMS: Record<number, { description: string; headers: string[] }> = {
   },
   500: { description: "Unexpected error; quote request_id", headers: [] },
   503: {
-    description: "The database is unavailable or busy; retry after `Retry-After` seconds",
+    description: "The database is unavailable or busy, or the server is shutting down and the request was " +
+      "still running at the end of its grace period; retry after `Retry-After` seconds",
     headers: ["Retry-After"],
   },
 };
@@ -208,6 +211,7 @@ function operation(doc: RouteDoc) {
   }
   responses[405] = problem(405);
   if (doc.body) {
+    responses[408] = problem(408);
     responses[413] = problem(413);
     responses[415] = problem(415);
   }

@@ -19,12 +19,14 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** The progress update endpoint (ADMIN, INSTRUCTOR). */
 export function progressRoutes(
-  { sql, tokenKey, accounts, answerWithinMs, metrics }: {
+  { sql, tokenKey, accounts, answerWithinMs, metrics, bodyTimeoutMs }: {
     sql: Sql;
     tokenKey: Uint8Array;
     accounts: AccountLookup;
     answerWithinMs: number;
     metrics: Metrics;
+    /** REQUEST_BODY_TIMEOUT_MS. */
+    bodyTimeoutMs: number;
   },
 ) {
   const allow = roleGuard(tokenKey, accounts);
@@ -32,7 +34,7 @@ export function progressRoutes(
   app.post(
     "/api/v1/specializations/progress/update",
     allow("ADMIN", "INSTRUCTOR"),
-    jsonBody(progressUpdateBody),
+    jsonBody(progressUpdateBody, { timeoutMs: bodyTimeoutMs }),
     async (c) => {
       const key = c.req.header("idempotency-key");
       if (key !== undefined && !IDEMPOTENCY_KEY.test(key)) {

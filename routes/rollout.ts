@@ -16,10 +16,12 @@ export interface RolloutDeps {
   tokenKey: Uint8Array;
   /** The accounts tokens speak for, as they are now. */
   accounts: AccountLookup;
+  /** REQUEST_BODY_TIMEOUT_MS. */
+  bodyTimeoutMs: number;
 }
 
 /** GET and PUT /api/v1/admin/rollout. */
-export function rolloutRoutes({ sql, rollout, tokenKey, accounts }: RolloutDeps) {
+export function rolloutRoutes({ sql, rollout, tokenKey, accounts, bodyTimeoutMs }: RolloutDeps) {
   const app = new Hono<AuthEnv>();
   const admin = roleGuard(tokenKey, accounts)("ADMIN");
   const noStore = { "Cache-Control": "no-store" };
@@ -28,7 +30,7 @@ export function rolloutRoutes({ sql, rollout, tokenKey, accounts }: RolloutDeps)
     return c.json(await rolloutState(sql), 200, noStore);
   });
 
-  app.put("/api/v1/admin/rollout", admin, jsonBody(rolloutBody), async (c) => {
+  app.put("/api/v1/admin/rollout", admin, jsonBody(rolloutBody, { timeoutMs: bodyTimeoutMs }), async (c) => {
     const { percent, reason } = c.req.valid("json");
     const actorId = c.get("principal").userId;
     await setRollout(sql, {

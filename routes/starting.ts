@@ -1,8 +1,35 @@
 /**
- * What the port answers in the second or two between binding it and the app
- * being ready (demo data on a first start): alive on /healthz, 503 elsewhere.
+ * What the port answers outside the app's working life: in the second or two
+ * between binding it and the app being ready (demo data on a first start),
+ * alive on /healthz and 503 elsewhere; and, at the end of a shutdown's grace
+ * period, 503 to the requests still running then (instead of a dropped connection).
  */
 import { safeJson, TITLES } from "./problem.ts";
+
+/** Seconds a client cut by a shutdown is asked to wait: a restart (systemd's RestartSec=2, then start-up) or another instance. */
+export const SHUTDOWN_RETRY_AFTER_S = 5;
+
+/** A 503 problem outside the app (no Hono context): `detail`, `Retry-After`, its own request id. */
+function unavailable(request: Request, detail: string, retryAfterS: number): Response {
+  const body = {
+    type: "https://levelguard.dev/problems/service-unavailable",
+    title: TITLES[503],
+    status: 503,
+    detail,
+    instance: new URL(request.url).pathname,
+    errors: [],
+  };
+  return new Response(safeJson(body), {
+    status: 503,
+    headers: {
+      "Content-Type": "application/problem+json",
+      "Retry-After": String(retryAfterS),
+      "Cache-Control": "no-store",
+      "X-Content-Type-Options": "nosniff",
+      "X-Request-Id": crypto.randomUUID(),
+    },
+  });
+}
 
 /** A minimal handler for requests that arrive while start-up finishes. */
 export function starting(request: Request): Response {
@@ -12,21 +39,15 @@ export function starting(request: Request): Response {
       headers: { "Content-Type": "application/json" },
     });
   }
-  const body = {
-    type: "https://levelguard.dev/problems/service-unavailable",
-    title: TITLES[503],
-    status: 503,
-    detail: "Levelguard is starting; retry shortly",
-    instance: path,
-    errors: [],
-  };
-  return new Response(safeJson(body), {
-    status: 503,
-    headers: {
-      "Content-Type": "application/problem+json",
-      "Retry-After": "1",
-      "Cache-Control": "no-store",
-      "X-Content-Type-Options": "nosniff",
-    },
-  });
+  return unavailable(request, "Levelguard is starting; retry shortly", 1);
+}
+
+/** The answer to a request still running when a shutdown's grace period ends. */
+export function shuttingDown(request: Request): Response {
+  return unavailable(
+    request,
+    "Levelguard is shutting down and this request was still running when its grace period ended; it may " +
+      "or may not have taken effect: retry it (with the same Idempotency-Key) shortly",
+    SHUTDOWN_RETRY_AFTER_S,
+  );
 }

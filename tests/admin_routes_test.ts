@@ -200,6 +200,59 @@ Deno.test("POSTs without the session's CSRF token, or from another origin, are r
     );
   }));
 
+Deno.test("an unsafe request without this site's Origin is 403 saying so: a problem for curl, a page for a browser", () =>
+  withTestApp(async ({ db, app }) => {
+    await seeded(db);
+    const missing =
+      /must carry an Origin header from this site \(http:\/\/localhost\); this request has none/;
+    // curl -X DELETE /admin/health: no Origin, no Content-Type.
+    const curl = await app.request("http://localhost/admin/health", { method: "DELETE" });
+    assertEquals(curl.status, 403);
+    assertMatch(curl.headers.get("content-type") ?? "", /^application\/problem\+json/);
+    const problem = await curl.json();
+    assertEquals([problem.status, problem.title], [403, "Forbidden"]);
+    assertMatch(problem.detail, /^A DELETE to the dashboard /);
+    assertMatch(problem.detail, missing);
+    // With this site's Origin the method check answers: the path serves GET (and HEAD) only.
+    const sameSite = await app.request("http://localhost/admin/health", {
+      method: "DELETE",
+      headers: { origin: "http://localhost" },
+    });
+    assertEquals(sameSite.status, 405);
+    assertEquals(sameSite.headers.get("allow"), "GET, HEAD");
+    await sameSite.body?.cancel();
+
+    // A sign-in posted without Origin: the same detail, as a page for a browser.
+    const c = client(app);
+    const form = await (await c.get("/admin/login")).text();
+    const fields = { _csrf: csrfIn(form), email: "admin@staging.example.com", password: PASSWORD };
+    const withoutOrigin = (headers: Record<string, string>) =>
+      app.request("http://localhost/admin/login", {
+        method: "POST",
+        headers: {
+          cookie: [...c.jar].map(([k, v]) => `${k}=${v}`).join("; "),
+          "content-type": "application/x-www-form-urlencoded",
+          ...headers,
+        },
+        body: new URLSearchParams(fields),
+      });
+    const page = await withoutOrigin({ accept: "text/html,application/xhtml+xml" });
+    assertEquals(page.status, 403);
+    assertMatch(page.headers.get("content-type") ?? "", /^text\/html/);
+    assertMatch(await page.text(), /A POST to the dashboard must carry an Origin header from this site/);
+    const api = await withoutOrigin({});
+    assertEquals(api.status, 403);
+    assertMatch(api.headers.get("content-type") ?? "", /^application\/problem\+json/);
+    assertMatch((await api.json()).detail, missing);
+    // Another site's Origin is named as such.
+    const foreign = await c.post("/admin/login", fields, { origin: "https://evil.example" });
+    assertEquals(foreign.status, 403);
+    assertMatch((await foreign.json()).detail, /must come from this site \(Origin http:\/\/localhost\)/);
+    assertEquals(c.jar.has("lg_session"), false, "no session was made");
+    // The same form with this site's Origin signs in.
+    assertEquals((await c.post("/admin/login", fields)).status, 303);
+  }));
+
 Deno.test("signing out ends the session; an expired session and a deactivated admin are out on the next request", () =>
   withTestApp(async ({ db, app }) => {
     await seeded(db);

@@ -228,7 +228,7 @@ Deno.test("the role guard gives 401 before 403 and checks roles, on a bare app m
   app.post(
     "/api/v1/_test/staff",
     allow("ADMIN", "INSTRUCTOR"),
-    jsonBody(progressUpdateBody),
+    jsonBody(progressUpdateBody, { timeoutMs: 10_000 }),
     (c) => c.json({ ok: true }),
   );
   await authMatrix(t, app, [

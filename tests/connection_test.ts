@@ -3,8 +3,14 @@
  * fails with the connection error and the process lives on (postgres.js's own
  * begin() ends the process there, see the module); the pool keeps serving.
  */
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { inTransaction, ReservedConnection, transaction } from "../lib/connection.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./_assert.ts";
+import {
+  Cancellation,
+  inTransaction,
+  ReservedConnection,
+  StatementCancelled,
+  transaction,
+} from "../lib/connection.ts";
 import type { Sql } from "../lib/db.ts";
 import { unavailability } from "../lib/retry.ts";
 import { createTestDatabase, hasServer } from "./_db.ts";
@@ -109,6 +115,41 @@ Deno.test({
     // Nothing was written on the dead socket (that would end the process within a tick).
     await new Promise((r) => setTimeout(r, 300));
     assertEquals(await answersWithin(db.sql, 3), 1);
+  } finally {
+    await db.close();
+  }
+});
+
+Deno.test({
+  ...SERVER_ONLY,
+  name: "a cancellation stops its running statement on the server and refuses later ones; the pool serves on",
+}, async () => {
+  const db = await createTestDatabase({ max: 1 });
+  const admin = db.connect(1);
+  try {
+    const cancellation = new Cancellation();
+    let pid = 0;
+    const work = transaction(db.sql, async (tx) => {
+      const watched = cancellation.watch(tx);
+      [{ pid }] = await watched<{ pid: number }[]>`SELECT pg_backend_pid() AS pid`;
+      await watched`SELECT pg_sleep(30)`;
+      await watched`SELECT 1`;
+    });
+    // Its failure is awaited below; handled from now, so its rejection is never an unhandled one.
+    const failed = work.then(() => null, (err: Error) => err);
+    const running = async () =>
+      (await admin<{ n: number }[]>`
+        SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pid} AND state = 'active'`)[0].n;
+    await until("the statement runs", async () => pid !== 0 && await running() === 1);
+    await cancellation.cancel(5000);
+    // Once cancel() is back the server has stopped it, not just been asked to.
+    assertEquals(await running(), 0);
+    const err = await failed;
+    assertEquals((err as { code?: string } | null)?.code, "57014", "canceling statement due to user request");
+    // Refused before it is sent.
+    assertThrows(() => cancellation.watch(db.sql)`SELECT 1`, StatementCancelled);
+    // The transaction rolled back and its only connection went back to the pool.
+    assertEquals(await answersWithin(db.sql, 1), 1);
   } finally {
     await db.close();
   }

@@ -3,9 +3,11 @@
  * acknowledged change and no half-written pair. SIGTERM: the server stops
  * accepting, lets the requests it has finish with 200, and exits 0; a full
  * check running then finishes within SHUTDOWN_GRACE_S or is recorded as
- * interrupted, never left 'running'.
+ * interrupted, never left 'running', its caller answered 503 with Retry-After
+ * and its statements cancelled on the server.
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
+import { APPLICATION_NAME } from "../lib/db.ts";
 import { seed } from "../lib/seed.ts";
 import { hasServer, type TestDatabase } from "./_db.ts";
 import { withTestApp } from "./_fixture.ts";
@@ -87,14 +89,22 @@ Deno.test({
     await db
       .sql`CREATE TRIGGER slow_award AFTER INSERT ON xp_events FOR EACH ROW EXECUTE FUNCTION slow_award()`;
     let stop = () => {};
+    const answered: Sent[] = [];
     const load = awardLoad({
       url: server.url,
       authorization: await loadToken(adminId),
       workers: 8,
       students: 50,
       stop: new Promise<void>((r) => stop = r),
+      sent: answered,
     });
-    await new Promise((r) => setTimeout(r, 1000));
+    // Signalled once the load demonstrably runs (three answers a worker), not after a fixed time: on a
+    // slow machine the first answers may take longer than any guess.
+    const deadline = Date.now() + 30_000;
+    while (answered.filter((s) => s.status === 200).length < 24 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert(answered.filter((s) => s.status === 200).length >= 24, "the load got going before the signal");
     const signalledAt = performance.now();
     const exited = server.stop("SIGTERM");
     stop();
@@ -148,7 +158,15 @@ async function sigtermDuringCheck(
     const checkNow = fetch(`${server.url}/api/v1/health/check-now`, {
       method: "POST",
       headers: { Authorization: await loadToken(adminId) },
-    }).then(async (res) => ({ status: res.status, body: await res.json() }), () => null);
+    }).then(
+      async (res) => ({
+        status: res.status,
+        type: res.headers.get("content-type"),
+        retryAfter: res.headers.get("retry-after"),
+        body: await res.json(),
+      }),
+      () => null,
+    );
     // Running, and its scan waits on the lock.
     const deadline = Date.now() + 20_000;
     let id: number | undefined;
@@ -169,13 +187,19 @@ async function sigtermDuringCheck(
     if (releaseAfterMs !== null) setTimeout(release, releaseAfterMs);
     const code = await exited;
     const exitMs = performance.now() - signalledAt;
+    // Before the lock goes: a statement of the process left running on the server would still wait on it.
+    // (This process's own connections are named levelguard:… too, with another suffix.)
+    const [{ left }] = await db.sql<{ left: number }[]>`
+      SELECT count(*)::int AS left FROM pg_stat_activity
+      WHERE datname = current_database() AND application_name LIKE 'levelguard:%'
+        AND application_name <> ${APPLICATION_NAME} AND state <> 'idle'`;
     release();
     await holder;
     const [check] = await db.sql<{ outcome: string; error: string | null; finished_at: Date | null }[]>`
       SELECT outcome, error, finished_at FROM integrity_checks WHERE id = ${id}`;
     const [{ running }] = await db.sql<{ running: number }[]>`
       SELECT count(*)::int AS running FROM integrity_checks WHERE outcome = 'running'`;
-    return { code, exitMs, check, running, response: await checkNow, lines: server.lines };
+    return { code, exitMs, check, running, left, response: await checkNow, lines: server.lines };
   } finally {
     release();
     await holder.catch(() => {});
@@ -202,7 +226,8 @@ Deno.test({
 Deno.test({
   name:
     "SIGTERM during a full check still running at the end of SHUTDOWN_GRACE_S: recorded as interrupted, " +
-    "the process exits 0 within the grace period",
+    "its caller answered 503 with Retry-After, its statements cancelled on the server, the process exits 0 " +
+    "within the grace period",
   ignore: !hasServer,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -219,4 +244,11 @@ Deno.test({
       out.lines.some((l) => l.includes("integrity check interrupted by shutdown")),
       out.lines.join("\n"),
     );
+    // The request still running at the end of the grace period was answered, not dropped.
+    assertEquals(out.response?.status, 503, JSON.stringify(out.response));
+    assertEquals(out.response?.type, "application/problem+json");
+    assertEquals(out.response?.retryAfter, "5");
+    assertMatch(out.response?.body.detail ?? "", /^Levelguard is shutting down/);
+    // And the scan does not go on without its process.
+    assertEquals(out.left, 0, "no statement of the stopped process left on the server");
   }));

@@ -10,7 +10,11 @@ import { checkNowBody, loginBody, progressUpdateBody, violationsQuery } from "..
 function bodyApp(schema: z.ZodType, optional = false) {
   const app = new Hono();
   app.onError(onError);
-  app.post("/t", jsonBody(schema, { optional }), (c) => c.json({ got: c.req.valid("json") }));
+  app.post(
+    "/t",
+    jsonBody(schema, { optional, timeoutMs: 10_000 }),
+    (c) => c.json({ got: c.req.valid("json") }),
+  );
   return app;
 }
 

@@ -37,10 +37,13 @@ import {
   sampleViolations,
   type Trigger,
 } from "./store.ts";
-import { inTransaction, ReservedConnection, transaction } from "../connection.ts";
+import { Cancellation, inTransaction, ReservedConnection, transaction } from "../connection.ts";
 
 /** Ranges of students scanned side by side on their own connections (the machines have 2 cores). */
 export const SCAN_PARTITIONS = 2;
+
+/** How long a stop waits for the server to confirm the cancelled statements of a cut check (a round trip). */
+const CANCEL_WAIT_MS = 1000;
 
 /** Where logs go and how long history is kept. */
 export interface RunnerOptions {
@@ -76,6 +79,10 @@ export class IntegrityRunner {
   #currentId: number | null = null;
   /** Runs that could not even start (the database was down), recorded once it is back. */
   #unstarted: { trigger: Trigger; at: Date; error: string }[] = [];
+  /** The scan statements of each running check, for a stop to cancel. */
+  #cancellations = new Set<Cancellation>();
+  /** Set by a stop that cut a check: its failure is the stop's doing, not an error. */
+  #cut = false;
   readonly partitions: number;
 
   constructor(readonly sql: Sql, readonly options: RunnerOptions) {
@@ -137,7 +144,9 @@ export class IntegrityRunner {
 
   /**
    * For a graceful stop: waits up to `ms` for this process's running checks;
-   * a full check still running then is recorded as interrupted. Never throws.
+   * a full check still running then is recorded as interrupted, and the scan
+   * statements of every check still running are cancelled on the server (see
+   * Cancellation), up to CANCEL_WAIT_MS more. Never throws.
    */
   async stop(ms: number): Promise<void> {
     const running = [...this.#running.values()].map((p) => p.catch(() => {}));
@@ -146,15 +155,27 @@ export class IntegrityRunner {
     const timeout = new Promise<"timeout">((r) => timer = setTimeout(() => r("timeout"), ms));
     const done = await Promise.race([Promise.all(running).then(() => "done" as const), timeout]);
     clearTimeout(timer);
-    if (done === "done" || this.#currentId === null) return;
+    if (done === "done") return;
+    this.#cut = true;
     const id = this.#currentId;
-    await recordInterrupted(this.sql, id).then(
-      (closed) => {
-        log("warn", "integrity check interrupted by shutdown", { check_id: id });
-        if (closed) this.options.onClosed?.(closed);
-      },
-      (err) => log("warn", "could not record the interrupted check", { check_id: id, ...errorFields(err) }),
-    );
+    // Recorded first: the cancelled scan then finds its check closed and leaves it as it is.
+    if (id !== null) {
+      await recordInterrupted(this.sql, id).then(
+        (closed) => {
+          log("warn", "integrity check interrupted by shutdown", { check_id: id });
+          if (closed) this.options.onClosed?.(closed);
+        },
+        (err) => log("warn", "could not record the interrupted check", { check_id: id, ...errorFields(err) }),
+      );
+    }
+    await Promise.all([...this.#cancellations].map((c) => c.cancel(CANCEL_WAIT_MS)));
+  }
+
+  /** A Cancellation for one run's scan statements, known to `stop` until `forget` runs. */
+  #cancellation(): { cancellation: Cancellation; forget: () => void } {
+    const cancellation = new Cancellation();
+    this.#cancellations.add(cancellation);
+    return { cancellation, forget: () => this.#cancellations.delete(cancellation) };
   }
 
   /** The lock's connection (reserved) and the lock on it; `conn` runs the check. */
@@ -191,7 +212,12 @@ export class IntegrityRunner {
         const id = await insertRunning(conn, trigger, null);
         this.#currentId = id;
         this.options.events?.emit({ id, outcome: "running", trigger, status: null });
-        check = await this.#scanAll(reserved, id, started);
+        const { cancellation, forget } = this.#cancellation();
+        try {
+          check = await this.#scanAll(reserved, id, started, cancellation);
+        } finally {
+          forget();
+        }
       } finally {
         this.#currentId = null;
         // A lock whose connection closed went with it.
@@ -250,6 +276,7 @@ export class IntegrityRunner {
   async #scanReplica(
     reserved: ReservedConnection,
     id: number,
+    cancellation: Cancellation,
   ): Promise<{ counts: ScanCounts; at: ReadPosition; ms: number; ranges: number } | null> {
     const replica = this.options.replica!;
     const conn = reserved.sql;
@@ -257,19 +284,23 @@ export class IntegrityRunner {
     try {
       const lagS = (await replicaLag(replica.sql)).lagS ?? 0;
       // Not begin(): the replica may die mid-read (see lib/connection.ts).
+      const watch = <S extends Sql>(sql: S) => cancellation.watch(sql);
       return await readTransaction(replica.sql, async (rtx) => {
         // The other ranges import this transaction's snapshot: one consistent view, read in parallel.
-        const [{ lsn, snapshot }] = await rtx<{ lsn: string; snapshot: string }[]>`
+        const [{ lsn, snapshot }] = await watch(rtx)<{ lsn: string; snapshot: string }[]>`
           SELECT pg_last_wal_replay_lsn()::text AS lsn, pg_export_snapshot() AS snapshot`;
-        const bounds = await studentIdBounds(rtx);
+        const bounds = await studentIdBounds(watch(rtx));
         const ranges = bounds ? splitRange(bounds.lo, bounds.hi, this.partitions) : [];
         const results = await Promise.allSettled(
           ranges.map(([lo, hi], i) =>
-            i === 0 ? scanRangeFromReplica(rtx, conn, id, lo, hi) : readTransaction(
+            i === 0 ? scanRangeFromReplica(watch(rtx), watch(conn), id, lo, hi) : readTransaction(
               replica.sql,
               async (tx) => {
                 await tx.unsafe(`SET TRANSACTION SNAPSHOT '${snapshot.replace(/'/g, "")}'`);
-                return await transaction(this.sql, (ptx) => scanRangeFromReplica(tx, ptx, id, lo, hi));
+                return await transaction(
+                  this.sql,
+                  (ptx) => scanRangeFromReplica(watch(tx), watch(ptx), id, lo, hi),
+                );
               },
             )
           ),
@@ -289,8 +320,8 @@ export class IntegrityRunner {
         };
       });
     } catch (err) {
-      // The primary's connection closed, not the replica: the check fails (recorded elsewhere).
-      if (!await reserved.settle(err)) throw err;
+      // The primary's connection closed, not the replica, or a stop cut the check: it fails (recorded elsewhere).
+      if (this.#cut || !await reserved.settle(err)) throw err;
       replica.failed(err);
       log("warn", "integrity check: the replica failed, scanning the primary instead", {
         check_id: id,
@@ -302,13 +333,20 @@ export class IntegrityRunner {
   }
 
   /** Scans every range (the first on the locked connection, the rest on pool connections) and records the result. */
-  async #scanAll(reserved: ReservedConnection, id: number, started: number): Promise<CheckRecord> {
+  async #scanAll(
+    reserved: ReservedConnection,
+    id: number,
+    started: number,
+    cancellation: Cancellation,
+  ): Promise<CheckRecord> {
     const conn = reserved.sql;
     // Where the outcome is written: the check's connection, or the pool once that one closed.
     let recorder: Sql = conn;
     const scanStarted = performance.now();
     try {
-      const onReplica = this.options.replica?.state.usable ? await this.#scanReplica(reserved, id) : null;
+      const onReplica = this.options.replica?.state.usable
+        ? await this.#scanReplica(reserved, id, cancellation)
+        : null;
       if (onReplica) {
         await recordSuccess(conn, id, onReplica.counts, round(performance.now() - started), {
           scan_ms: round(onReplica.ms),
@@ -316,13 +354,16 @@ export class IntegrityRunner {
         }, onReplica.at);
         return (await getCheck(conn, id))!;
       }
-      const bounds = await studentIdBounds(conn);
+      // The scan's statements go through the cancellation; recording the outcome does not.
+      const watch = <S extends Sql>(sql: S) => cancellation.watch(sql);
+      const bounds = await studentIdBounds(watch(conn));
       const ranges = bounds ? splitRange(bounds.lo, bounds.hi, this.partitions) : [];
+      const mode = "isolation level repeatable read";
       const results = await Promise.allSettled(
         ranges.map(([lo, hi], i) =>
           i === 0
-            ? inTransaction(reserved, "isolation level repeatable read", (tx) => scanRange(tx, id, lo, hi))
-            : transaction(this.sql, "isolation level repeatable read", (tx) => scanRange(tx, id, lo, hi))
+            ? inTransaction(reserved, mode, (tx) => scanRange(watch(tx), id, lo, hi))
+            : transaction(this.sql, mode, (tx) => scanRange(watch(tx), id, lo, hi))
         ),
       );
       const failed = results.find((r) => r.status === "rejected");
@@ -337,7 +378,8 @@ export class IntegrityRunner {
         ranges: ranges.length,
       });
     } catch (err) {
-      log("error", "integrity check failed", { check_id: id, ...errorFields(err) });
+      if (this.#cut) log("warn", "integrity check cut by shutdown", { check_id: id, error: describe(err) });
+      else log("error", "integrity check failed", { check_id: id, ...errorFields(err) });
       if (!await reserved.settle(err)) recorder = this.sql;
       // Ranges that did commit leave violations behind; a failed check keeps none.
       await recorder`DELETE FROM integrity_violations WHERE check_id = ${id}`.catch(() => {});
@@ -349,17 +391,21 @@ export class IntegrityRunner {
   async #scoped(trigger: Trigger, userId: number): Promise<CheckRecord> {
     const started = performance.now();
     const id = await insertRunning(this.sql, trigger, userId);
+    const { cancellation, forget } = this.#cancellation();
     try {
       const counts = await transaction(
         this.sql,
         "isolation level repeatable read",
-        (tx) => scanRange(tx, id, userId, userId),
+        (tx) => scanRange(cancellation.watch(tx), id, userId, userId),
       );
       const ms = round(performance.now() - started);
       await recordSuccess(this.sql, id, counts, ms, { scan_ms: ms, ranges: 1 });
     } catch (err) {
-      log("error", "integrity check failed", { check_id: id, ...errorFields(err) });
+      if (this.#cut) log("warn", "integrity check cut by shutdown", { check_id: id, error: describe(err) });
+      else log("error", "integrity check failed", { check_id: id, ...errorFields(err) });
       await recordFailure(this.sql, id, describe(err), round(performance.now() - started));
+    } finally {
+      forget();
     }
     const check = (await getCheck(this.sql, id))!;
     await this.#afterCheck(check, false);

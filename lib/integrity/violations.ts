@@ -1,4 +1,5 @@
 /** GET /health/violations: one check's violations, filtered, keyset-paginated by id. */
+import { csvRow } from "../csv.ts";
 import type { Queryable } from "../db.ts";
 import { Invalid } from "../errors.ts";
 import { z } from "zod";
@@ -89,11 +90,6 @@ export async function listViolations(q: Queryable, query: ViolationQuery): Promi
 /** CSV columns of a violation. */
 const CSV_HEADER = "check_id,kind,student_id,specialization_id,details\n";
 
-function csvField(value: unknown): string {
-  const text = typeof value === "string" ? value : JSON.stringify(value);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
 /**
  * Every violation of the latest full check matching the filters, as CSV,
  * streamed from a cursor: memory stays flat however many there are.
@@ -120,7 +116,7 @@ export function violationsCsv(
       const next = await rows!.next();
       if (next.done) return controller.close();
       const text = next.value.map((v) =>
-        [v.check_id, v.kind, v.student_id, v.specialization_id, v.details].map(csvField).join(",")
+        csvRow([v.check_id, v.kind, v.student_id, v.specialization_id, v.details])
       ).join("\n") + "\n";
       controller.enqueue(encoder.encode(text));
     },

@@ -115,7 +115,10 @@ export function requireSession({ sql, trustProxy }: { sql: Sql; trustProxy: Trus
   });
 }
 
-/** The posted form's fields (urlencoded or multipart; files ignored). */
+/**
+ * The posted form's fields (urlencoded or multipart; files ignored). The body is in memory by now:
+ * bufferedBody (./body.ts) read it within its size and time bounds before the dashboard's handlers.
+ */
 export async function readForm(c: Context): Promise<Record<string, string>> {
   const type = c.req.header("content-type") ?? "";
   if (!/^(application\/x-www-form-urlencoded|multipart\/form-data)/i.test(type)) return {};

@@ -1,7 +1,8 @@
 /**
- * Request validation. `jsonBody` is one step that reads the body once and
- * checks, in order, its size (413), its media type (415), its JSON syntax
- * (400) and the zod schema (400 naming every bad field). Hono's own
+ * Request validation. `jsonBody` is one step that reads the body once (within
+ * its size and time bounds, ./body.ts: 413, 408, and 400 for a body the client
+ * cut short) and checks, in order, its media type (415), its JSON syntax (400)
+ * and the zod schema (400 naming every bad field). Hono's own
  * `validator("json")` cannot be that step: it throws on an empty JSON body
  * before any hook runs, and optional bodies (check-now) must accept one.
  */
@@ -10,6 +11,7 @@ import type { Env, MiddlewareHandler } from "hono";
 import type { z } from "zod";
 import { type FieldError, Invalid } from "../../lib/errors.ts";
 import { HttpProblem } from "../problem.ts";
+import { readBody } from "./body.ts";
 
 /** Request bodies above this size are refused with 413. */
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -27,56 +29,26 @@ export function fieldErrors(error: { issues: z.core.$ZodIssue[] }): FieldError[]
   });
 }
 
-function tooLarge(limit: number) {
-  return new HttpProblem(413, `The request body must be at most ${limit} bytes`);
-}
-
-/** Reads the body as text, refusing it as soon as it passes `limit` bytes (also when streamed). */
-async function readCapped(request: Request, limit: number): Promise<string> {
-  const declared = request.headers.get("content-length");
-  if (Number(declared ?? 0) > limit) throw tooLarge(limit);
-  if (!request.body) return "";
-  // With a declared length within the limit the runtime reads exactly that (its fast path);
-  // only a body without one (chunked) is read piece by piece against the limit.
-  if (declared !== null) return await request.text();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(limit);
-    }
-    chunks.push(value);
-  }
-  const bytes = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return new TextDecoder().decode(bytes);
-}
-
 /** Options of `jsonBody`. */
 export interface JsonBodyOptions {
+  /** Milliseconds the client gets to send the whole body (REQUEST_BODY_TIMEOUT_MS); slower is 408. */
+  timeoutMs: number;
   /** No body at all, or an empty one (whatever its Content-Type, as `curl -d ''` sends), counts as `{}`. */
   optional?: boolean;
   limit?: number;
 }
 
+const decoder = new TextDecoder();
+
 /** Validates a JSON body against a (strict) schema; the handler reads it with `c.req.valid("json")`. */
 export function jsonBody<T extends z.ZodType, E extends Env = Env, P extends string = string>(
   schema: T,
-  options: JsonBodyOptions = {},
+  options: JsonBodyOptions,
 ): MiddlewareHandler<E, P, { in: { json: z.input<T> }; out: { json: z.output<T> } }> {
-  const limit = options.limit ?? BODY_LIMIT_BYTES;
+  const bounds = { limit: options.limit ?? BODY_LIMIT_BYTES, timeoutMs: options.timeoutMs };
   return async (c, next) => {
     const type = c.req.header("content-type");
-    const text = await readCapped(c.req.raw, limit);
+    const text = decoder.decode(await readBody(c.req.raw, bounds));
     let value: unknown;
     if (options.optional && text.trim() === "") {
       value = {};
