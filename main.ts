@@ -32,7 +32,7 @@ function debugging(): boolean {
   }
 }
 
-// Under `deno task dev` lib/cli/dev.ts has checked them already (--watch would not let an exit end it).
+// Under `deno task dev` tasks/dev.ts has checked them already (--watch would not let an exit end it).
 argsOrExit(serveTask("start"));
 
 let db: Database | undefined;

@@ -5,8 +5,8 @@
  */
 import { z } from "zod";
 import { argsOrExit } from "../lib/args.ts";
-import { configPage } from "../lib/dev/config_page.ts";
-import { envExample } from "../lib/dev/env_example.ts";
+import { configPage } from "./config_page.ts";
+import { envExample } from "./env_example.ts";
 
 argsOrExit({
   name: "docs:env",

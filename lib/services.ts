@@ -1,6 +1,6 @@
 /**
  * The long-lived objects of a process, built once from its configuration and
- * database: the server (main.ts), the tasks (lib/cli/) and the tests all wire
+ * database: the server (main.ts), the tasks (tasks/) and the tests all wire
  * themselves through here, so each gets the same runner for the same pool.
  */
 import { Accounts, sqlAccountSource } from "./accounts.ts";

@@ -1,4 +1,4 @@
-/** The arguments of `deno task start` (main.ts) and `deno task dev` (lib/cli/dev.ts): none but --help. */
+/** The arguments of `deno task start` (main.ts) and `deno task dev` (tasks/dev.ts): none but --help. */
 import { z } from "zod";
 import type { TaskSpec } from "./args.ts";
 import { configSchema } from "./config.ts";

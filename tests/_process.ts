@@ -1,9 +1,9 @@
 /**
- * Child processes in tests: the app (`main.ts`) and the tasks (`lib/cli/*.ts`)
- * run with a clean environment (lib/dev/server_process.ts), so nothing exported
+ * Child processes in tests: the app (`main.ts`) and the tasks (`tasks/*.ts`)
+ * run with a clean environment (tests/support/server_process.ts), so nothing exported
  * in the developer's shell (DATABASE_URL, SEED_* passwords, PORT ...) changes a result.
  */
-import { DENO_RUN, hermeticEnv } from "../lib/dev/server_process.ts";
+import { DENO_RUN, hermeticEnv } from "./support/server_process.ts";
 import { LOAD_SECRET } from "./_load.ts";
 
 export {
@@ -12,7 +12,7 @@ export {
   type ServerProcess,
   spawnScript,
   startServer,
-} from "../lib/dev/server_process.ts";
+} from "./support/server_process.ts";
 
 /**
  * The environment of a test server (`startServer`): the fault tests' JWT
@@ -29,7 +29,7 @@ export function serverEnv(extra: Record<string, string> = {}): Record<string, st
   };
 }
 
-/** Runs a task's entry point (`lib/cli/*.ts`) or `main.ts` to its end and captures its output. */
+/** Runs a task's entry point (`tasks/*.ts`) or `main.ts` to its end and captures its output. */
 export async function runScript(
   script: string,
   args: string[],

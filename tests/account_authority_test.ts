@@ -125,7 +125,7 @@ const CHANGES = [
   {
     name: "given a new password by deno task admin:password",
     change: async (d: Deployment, _id: number, email: string) => {
-      const out = await runScript("lib/cli/admin_password.ts", ["--email", email], {
+      const out = await runScript("tasks/admin_password.ts", ["--email", email], {
         DATABASE_URL: d.db.url,
         SEED_ADMIN_PASSWORD: "a-new-password-2",
       });

@@ -4,7 +4,7 @@ import { hasServer } from "./_db.ts";
 import { type App, withTestApp } from "./_fixture.ts";
 import { DENO_RUN, hermeticEnv, runScript } from "./_process.ts";
 
-const SCRIPT = "lib/cli/admin_create.ts";
+const SCRIPT = "tasks/admin_create.ts";
 
 async function login(app: App, email: string, password: string) {
   const res = await app.request("/api/v1/auth/login", {
@@ -44,7 +44,7 @@ Deno.test({
   withTestApp(async ({ db, app, logDir }) => {
     const env = { DATABASE_URL: db.url, LOG_DIR: logDir };
     // No admin yet: admin:password says how to make one.
-    const none = await runScript("lib/cli/admin_password.ts", [], {
+    const none = await runScript("tasks/admin_password.ts", [], {
       ...env,
       SEED_ADMIN_PASSWORD: "whatever-123",
     });

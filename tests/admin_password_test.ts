@@ -19,7 +19,7 @@ async function login(app: App, email: string, password: string) {
 /** Runs the task with `input` on stdin (not a terminal: one line is read). */
 async function withStdin(env: Record<string, string>, args: string[], input: string) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [...DENO_RUN, "lib/cli/admin_password.ts", ...args],
+    args: [...DENO_RUN, "tasks/admin_password.ts", ...args],
     env: hermeticEnv(env),
     clearEnv: true,
     stdin: "piped",
@@ -50,7 +50,7 @@ Deno.test({
       studentPassword: "student-password",
     });
     const env = { DATABASE_URL: db.url, LOG_DIR: logDir };
-    const fromEnv = await runScript("lib/cli/admin_password.ts", [], {
+    const fromEnv = await runScript("tasks/admin_password.ts", [], {
       ...env,
       SEED_ADMIN_PASSWORD: "from-the-env-1",
     });
@@ -68,7 +68,7 @@ Deno.test({
     assertEquals(short.code, 1);
     assertMatch(short.stderr, /^admin:password: the password must be at least 8 characters/);
 
-    const stranger = await runScript("lib/cli/admin_password.ts", ["--email", "nobody@levelguard.local"], {
+    const stranger = await runScript("tasks/admin_password.ts", ["--email", "nobody@levelguard.local"], {
       ...env,
       SEED_ADMIN_PASSWORD: "whatever-123",
     });
@@ -79,7 +79,7 @@ Deno.test({
 
     await db
       .sql`INSERT INTO users (email, hashed_password, role) VALUES ('second@levelguard.local', 'x', 'ADMIN')`;
-    const ambiguous = await runScript("lib/cli/admin_password.ts", [], {
+    const ambiguous = await runScript("tasks/admin_password.ts", [], {
       ...env,
       SEED_ADMIN_PASSWORD: "whatever-123",
     });

@@ -277,24 +277,24 @@ Deno.test("deno task canary: status and evaluate exit by verdict, advance refuse
   withTestApp(async ({ db, logDir }) => {
     await seedConsistent(db.sql, 20);
     const env = { DATABASE_URL: db.url, LOG_DIR: logDir, USER: "operator" };
-    const status = await runScript("lib/cli/canary.ts", ["status"], env);
+    const status = await runScript("tasks/canary.ts", ["status"], env);
     assertEquals(status.code, 3, status.stderr);
     assertMatch(
       status.stdout,
       /^rollout: 100 % of admins, never changed since installation; at the last step/,
     );
-    const set = await runScript("lib/cli/canary.ts", ["set", "5", "--reason", "canary start"], env);
+    const set = await runScript("tasks/canary.ts", ["set", "5", "--reason", "canary start"], env);
     assertEquals([set.code, set.stdout.trim()], [0, "rollout: 100 % -> 5 % (by cli:operator: canary start)"]);
-    const refused = await runScript("lib/cli/canary.ts", ["advance"], env);
+    const refused = await runScript("tasks/canary.ts", ["advance"], env);
     assertEquals(refused.code, 1);
     assertEquals(refused.stderr.trim().split("\n").length, 1, refused.stderr);
     assertMatch(refused.stderr, /^canary: not advanced: the verdict is investigate/);
-    const forced = await runScript("lib/cli/canary.ts", ["advance", "--force"], env);
+    const forced = await runScript("tasks/canary.ts", ["advance", "--force"], env);
     assertEquals([forced.code, forced.stdout.trim()], [
       0,
       "rollout: 5 % -> 25 % (by cli:operator: advance (canary investigate, forced))",
     ]);
-    const bad = await runScript("lib/cli/canary.ts", ["set", "250"], env);
+    const bad = await runScript("tasks/canary.ts", ["set", "250"], env);
     assertEquals(bad.code, 2);
     const changes = await db
       .sql`SELECT details->>'from' AS f, details->>'to' AS t FROM audit_log ORDER BY id`;

@@ -1,8 +1,8 @@
 /** ops/env.example and docs/configuration.md stay in step with the configuration schema. */
 import { assert, assertEquals } from "./_assert.ts";
 import { CONFIG_DOCS, loadConfig } from "../lib/config.ts";
-import { configPage } from "../lib/dev/config_page.ts";
-import { envExample } from "../lib/dev/env_example.ts";
+import { configPage } from "../docs/config_page.ts";
+import { envExample } from "../docs/env_example.ts";
 
 Deno.test("ops/env.example is current (deno task docs:env)", async () => {
   const file = await Deno.readTextFile(new URL("../ops/env.example", import.meta.url));

@@ -14,10 +14,10 @@ const PASSWORD = "Hunter2-not-for-output";
 
 const ENTRY_POINTS = [
   { script: "main.ts", name: "levelguard", says: "database unreachable" },
-  { script: "lib/cli/migrate.ts", name: "migrate", says: "database unreachable" },
-  { script: "lib/cli/scan.ts", name: "scan", says: "database unreachable" },
+  { script: "tasks/migrate.ts", name: "migrate", says: "database unreachable" },
+  { script: "tasks/scan.ts", name: "scan", says: "database unreachable" },
   // DATABASE_URL is its source; the target is not reached first (both are opened at once).
-  { script: "lib/cli/staging_export.ts", name: "staging:export", says: "the --from database is unreachable" },
+  { script: "tasks/staging_export.ts", name: "staging:export", says: "the --from database is unreachable" },
 ];
 
 Deno.test("start, migrate, scan and staging:export stop in one line, exit 1, when DATABASE_URL answers as something else than PostgreSQL", async () => {

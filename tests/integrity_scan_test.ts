@@ -289,7 +289,7 @@ Deno.test("repair rejects bad input with 400 naming the field, and an unknown st
   }));
 
 function runScanCli(url: string, logDir: string) {
-  return runScript("lib/cli/scan.ts", [], { DATABASE_URL: url, LOG_DIR: logDir });
+  return runScript("tasks/scan.ts", [], { DATABASE_URL: url, LOG_DIR: logDir });
 }
 
 Deno.test({

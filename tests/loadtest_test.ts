@@ -17,7 +17,7 @@ import {
   type Scenario,
   SCENARIOS,
   serverEnv,
-} from "../lib/cli/loadtest.ts";
+} from "../loadtest/run.ts";
 import { randomSecret } from "../lib/secret_strength.ts";
 import { seed } from "../lib/seed.ts";
 import { hasServer } from "./_db.ts";
@@ -122,7 +122,7 @@ Deno.test("every load script type-checks against @types/k6", async () => {
 // ---- the task ----------------------------------------------------------------
 
 Deno.test("deno task loadtest explains its usage, refuses unknown options and scenarios", async () => {
-  const help = await runScript("lib/cli/loadtest.ts", ["--help"], {});
+  const help = await runScript("loadtest/run.ts", ["--help"], {});
   assertEquals(help.code, 0, help.stderr);
   assertMatch(
     help.stdout,
@@ -131,14 +131,14 @@ Deno.test("deno task loadtest explains its usage, refuses unknown options and sc
   assertMatch(help.stdout, /--quick/);
 
   for (const args of [["--no-such-option"], [], ["nonsense"], ["security", "health_dashboard"]]) {
-    const bad = await runScript("lib/cli/loadtest.ts", args, {});
+    const bad = await runScript("loadtest/run.ts", args, {});
     assertEquals(bad.code, 2, `${args}: ${bad.stderr}`);
     const [first, second] = bad.stderr.split("\n");
     assertMatch(first, /^loadtest: (Unknown option '--no-such-option'|name one scenario: progress_update, )/);
     assertMatch(second, /^usage: deno task loadtest /);
   }
 
-  const badK6 = await runScript("lib/cli/loadtest.ts", ["security"], { K6_BIN: "/nonexistent/k6" });
+  const badK6 = await runScript("loadtest/run.ts", ["security"], { K6_BIN: "/nonexistent/k6" });
   assertEquals(badK6.code, 1);
   assertEquals(badK6.stderr.trim(), "loadtest: K6_BIN=/nonexistent/k6 is not an executable file");
 });
@@ -232,7 +232,7 @@ async function runScenario(
   const url = server.url;
   const before = new Set<string>();
   for await (const e of Deno.readDir(reportDir)) before.add(e.name);
-  const run = await runScript("lib/cli/loadtest.ts", [scenario, "--quick"], {
+  const run = await runScript("loadtest/run.ts", [scenario, "--quick"], {
     K6_BIN: k6!,
     BASE_URL: url,
     REPORT_DIR: reportDir,

@@ -1,7 +1,7 @@
 /** GET /metrics: access, the series and their labels, shared health gauges, process metrics. */
 import postgres from "postgres";
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
-import { metricsUsedByOps, runbookAnchors } from "../lib/dev/ops_metrics.ts";
+import { metricsUsedByOps, runbookAnchors } from "./support/ops_metrics.ts";
 import { createSession } from "../lib/sessions.ts";
 import { bearer, capturingStderr, closedPort, type TestApp, withTestApp } from "./_fixture.ts";
 import { breakKnownPairs, seedConsistent } from "./_integrity.ts";

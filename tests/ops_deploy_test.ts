@@ -21,8 +21,8 @@ import {
   nginxTest,
   startNginx,
   stockConfig,
-} from "../lib/dev/nginx.ts";
-import { MEMORY_ENV } from "../lib/dev/server_process.ts";
+} from "./support/nginx.ts";
+import { MEMORY_ENV } from "./support/server_process.ts";
 import { hashPassword } from "../lib/password.ts";
 import { seed } from "../lib/seed.ts";
 import { assetUrls } from "../routes/assets.ts";

@@ -1,6 +1,6 @@
 /**
  * The ops files: Prometheus alert rules (promtool check + unit tests), the scrape config, the
- * Grafana dashboard and provisioning, and the PromQL name extraction of lib/dev/ops_metrics.ts.
+ * Grafana dashboard and provisioning, and the PromQL name extraction of tests/support/ops_metrics.ts.
  * The promtool tests are skipped when promtool (Debian's `prometheus` package) is not installed.
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
@@ -15,7 +15,7 @@ import {
   parseYaml,
   runbookAnchors,
   type YamlValue,
-} from "../lib/dev/ops_metrics.ts";
+} from "./support/ops_metrics.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const PROMETHEUS_DIR = new URL("ops/prometheus/", ROOT);

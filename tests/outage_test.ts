@@ -6,7 +6,7 @@
  */
 import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import postgres from "postgres";
-import { findPgBin, startCluster } from "../lib/dev/cluster.ts";
+import { findPgBin, startCluster } from "./support/cluster.ts";
 import { migrate } from "../lib/migrate.ts";
 import { seed } from "../lib/seed.ts";
 import { createSession } from "../lib/sessions.ts";

@@ -68,19 +68,19 @@ Deno.test("connection strings inside any text lose their user information", () =
 /** Every entry point that opens a database, with the arguments that get it that far. */
 const ENTRY_POINTS: { script: string; name: string; args: string[]; env?: Record<string, string> }[] = [
   { script: "main.ts", name: "levelguard", args: [] },
-  { script: "lib/cli/migrate.ts", name: "migrate", args: [] },
-  { script: "lib/cli/seed.ts", name: "seed", args: ["--students", "1"] },
-  { script: "lib/cli/scan.ts", name: "scan", args: [] },
-  { script: "lib/cli/canary.ts", name: "canary", args: ["status"] },
+  { script: "tasks/migrate.ts", name: "migrate", args: [] },
+  { script: "tasks/seed.ts", name: "seed", args: ["--students", "1"] },
+  { script: "tasks/scan.ts", name: "scan", args: [] },
+  { script: "tasks/canary.ts", name: "canary", args: ["status"] },
   {
-    script: "lib/cli/admin_password.ts",
+    script: "tasks/admin_password.ts",
     name: "admin:password",
     args: [],
     env: { SEED_ADMIN_PASSWORD: "x".repeat(12) },
   },
   // DATABASE_URL is the source when STAGING_FROM_URL is unset.
   {
-    script: "lib/cli/staging_export.ts",
+    script: "tasks/staging_export.ts",
     name: "staging:export",
     args: [],
     env: {

@@ -8,7 +8,7 @@ import { assert, assertEquals, assertMatch } from "./_assert.ts";
 import postgres from "postgres";
 import { loadConfig } from "../lib/config.ts";
 import { type Database, openDatabase } from "../lib/db.ts";
-import { type Cluster, findPgBin, startCluster, startReplica } from "../lib/dev/cluster.ts";
+import { type Cluster, findPgBin, startCluster, startReplica } from "./support/cluster.ts";
 import { violationsCsv } from "../lib/integrity/violations.ts";
 import { migrate } from "../lib/migrate.ts";
 import { replicaLag } from "../lib/replica.ts";

@@ -8,8 +8,8 @@ import postgres from "postgres";
 import { z } from "zod";
 import { argsOrExit } from "../lib/args.ts";
 import { migrate } from "../lib/migrate.ts";
-import { type Cluster, findPgBin, startCluster } from "../lib/dev/cluster.ts";
-import { findPgBouncer, startPgBouncer } from "../lib/dev/pgbouncer.ts";
+import { type Cluster, findPgBin, startCluster } from "./support/cluster.ts";
+import { findPgBouncer, startPgBouncer } from "./support/pgbouncer.ts";
 import { hermeticEnv } from "./_process.ts";
 
 const TEMPLATE = `levelguard_template_${Deno.pid}`;

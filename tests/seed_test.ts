@@ -78,7 +78,7 @@ Deno.test("seed refuses a database that already has users, and writes nothing", 
   }));
 
 function runSeed(args: string[], env: Record<string, string>) {
-  return runScript("lib/cli/seed.ts", args, env);
+  return runScript("tasks/seed.ts", args, env);
 }
 
 Deno.test({

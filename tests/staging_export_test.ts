@@ -4,7 +4,7 @@ import { clientOptions, type Sql } from "../lib/db.ts";
 import { IntegrityRunner } from "../lib/integrity/runner.ts";
 import { verifyPassword } from "../lib/password.ts";
 import { seed } from "../lib/seed.ts";
-import { findPgBouncer, startPgBouncer } from "../lib/dev/pgbouncer.ts";
+import { findPgBouncer, startPgBouncer } from "./support/pgbouncer.ts";
 import {
   connectFailure,
   ExportRefused,
@@ -381,7 +381,7 @@ Deno.test({
     assert(seeded && seeded.n_tup_ins > 2000, "the statistics hold the seeding's inserts");
 
     // The URLs (and their passwords, if any) come from the environment, never the command line.
-    const out = await runScript("lib/cli/staging_export.ts", [], {
+    const out = await runScript("tasks/staging_export.ts", [], {
       STAGING_FROM_URL: source.db.url,
       STAGING_TO_URL: target.url,
       STAGING_PASSWORD,
@@ -547,7 +547,7 @@ Deno.test({
       ];
       assert(otherSpelling(from) !== from);
       for (const [what, args, env, message] of cases) {
-        const out = await runScript("lib/cli/staging_export.ts", args, env);
+        const out = await runScript("tasks/staging_export.ts", args, env);
         assertEquals(out.code, 1, `${what}: ${out.stdout}${out.stderr}`);
         assertEquals(out.stdout, "", what);
         const lines = out.stderr.trimEnd().split("\n");
@@ -557,7 +557,7 @@ Deno.test({
         assert(!out.stderr.includes(secret), "no password echoed");
       }
 
-      const bad = await runScript("lib/cli/staging_export.ts", ["--limit", "ten"], {
+      const bad = await runScript("tasks/staging_export.ts", ["--limit", "ten"], {
         STAGING_FROM_URL: from,
         STAGING_TO_URL: target.url,
         STAGING_PASSWORD,
@@ -775,7 +775,7 @@ Deno.test("a --from or --to URL with a password is refused before anything is op
       ["to", ["--from", without, "--to", withPassword]],
     ] as const
   ) {
-    const out = await runScript("lib/cli/staging_export.ts", [...args], { STAGING_PASSWORD });
+    const out = await runScript("tasks/staging_export.ts", [...args], { STAGING_PASSWORD });
     assertEquals(out.code, 2, out.stderr);
     const [first, second] = out.stderr.split("\n");
     assertMatch(
@@ -789,7 +789,7 @@ Deno.test("a --from or --to URL with a password is refused before anything is op
     assert(!(out.stdout + out.stderr).includes(secret), "the password is not echoed");
   }
   // Neither given: where to put them.
-  const none = await runScript("lib/cli/staging_export.ts", [], { STAGING_PASSWORD });
+  const none = await runScript("tasks/staging_export.ts", [], { STAGING_PASSWORD });
   assertEquals(none.code, 2, none.stderr);
   assertMatch(
     none.stderr,
@@ -797,7 +797,7 @@ Deno.test("a --from or --to URL with a password is refused before anything is op
   );
   // A malformed one, in the environment or the arguments: named, never echoed.
   const malformed = `postgres://lg:${secret}@127.0.0.1:99999/levelguard`;
-  const env = await runScript("lib/cli/staging_export.ts", [], {
+  const env = await runScript("tasks/staging_export.ts", [], {
     STAGING_FROM_URL: malformed,
     STAGING_PASSWORD,
   });
@@ -806,7 +806,7 @@ Deno.test("a --from or --to URL with a password is refused before anything is op
     env.stderr,
     /^staging:export: invalid configuration: STAGING_FROM_URL has a port that is not a number/,
   );
-  const arg = await runScript("lib/cli/staging_export.ts", ["--to", "postgres://lg@db:99999/x"], {});
+  const arg = await runScript("tasks/staging_export.ts", ["--to", "postgres://lg@db:99999/x"], {});
   assertEquals(arg.code, 2, arg.stderr);
   assertMatch(arg.stderr, /^staging:export: --to: has a port that is not a number from 1 to 65535\n/);
   assert(!(env.stdout + env.stderr + arg.stderr).includes(secret));
@@ -831,7 +831,7 @@ Deno.test({
       const args = ["--from", bare(source.db.url), "--to", bare(target.url), "--keep-password-hashes"];
       await Deno.writeTextFile(file, lines.join("\n") + "\n", { mode: 0o600 });
       await Deno.chmod(file, 0o600);
-      const out = await runScript("lib/cli/staging_export.ts", args, { PGPASSFILE: file });
+      const out = await runScript("tasks/staging_export.ts", args, { PGPASSFILE: file });
       assertEquals(out.code, 0, out.stderr);
       assertMatch(out.stdout, /^copied \d+ users .*password hashes kept\n$/);
     } finally {

@@ -171,7 +171,7 @@ Deno.test({
       second.stderr.trim(),
       `levelguard: DATA_DIR ${dataDir} is in use by another Levelguard process (pid ${pid}); stop it or set DATABASE_URL`,
     );
-    const scan = await runScript("lib/cli/scan.ts", [], env);
+    const scan = await runScript("tasks/scan.ts", [], env);
     assertEquals(scan.code, 1);
     assertMatch(
       scan.stderr.trim(),

@@ -69,7 +69,7 @@ Deno.test("every task answers --help and refuses unknown options and bad values,
 
 Deno.test("a task on an unmigrated database says to migrate first, in one line", () =>
   withTestApp({ empty: true }, async ({ db, logDir }) => {
-    for (const script of ["lib/cli/scan.ts", "lib/cli/admin_password.ts"]) {
+    for (const script of ["tasks/scan.ts", "tasks/admin_password.ts"]) {
       const out = await runScript(script, [], {
         DATABASE_URL: db.url,
         LOG_DIR: logDir,

@@ -4,9 +4,9 @@
  * (`main.ts`) on it, with an admin token for the API and the process's PID
  * (so CPU and memory can be read from /proc).
  */
-import type { Cluster } from "../../lib/dev/cluster.ts";
-import { seededCluster } from "../../lib/dev/seeded_cluster.ts";
-import { startServer } from "../../lib/dev/server_process.ts";
+import type { Cluster } from "../../tests/support/cluster.ts";
+import { seededCluster } from "../../tests/support/seeded_cluster.ts";
+import { startServer } from "../../tests/support/server_process.ts";
 import { randomSecret } from "../../lib/secret_strength.ts";
 import { issueToken } from "../../lib/tokens.ts";
 

@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { argsOrExit, positiveInt } from "../../lib/args.ts";
-import { SEEDED_ACCOUNTS } from "../../lib/dev/seeded_cluster.ts";
+import { SEEDED_ACCOUNTS } from "../../tests/support/seeded_cluster.ts";
 import { benchServer, memoryMb, percentile } from "./_setup.ts";
 
 const args = argsOrExit({

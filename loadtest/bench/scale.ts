@@ -13,9 +13,9 @@
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { argsOrExit, positiveInt } from "../../lib/args.ts";
-import { findPgBouncer, type PgBouncer, startPgBouncer } from "../../lib/dev/pgbouncer.ts";
-import { seededCluster } from "../../lib/dev/seeded_cluster.ts";
-import { type ServerProcess, startServer } from "../../lib/dev/server_process.ts";
+import { findPgBouncer, type PgBouncer, startPgBouncer } from "../../tests/support/pgbouncer.ts";
+import { seededCluster } from "../../tests/support/seeded_cluster.ts";
+import { type ServerProcess, startServer } from "../../tests/support/server_process.ts";
 import { issueToken } from "../../lib/tokens.ts";
 import { BENCH_SECRET, wrk } from "./_setup.ts";
 

@@ -20,7 +20,7 @@ import { setQuiet } from "../../lib/log.ts";
 import { seed } from "../../lib/seed.ts";
 import { issueToken } from "../../lib/tokens.ts";
 import { appDeps, createApp } from "../../routes/app.ts";
-import { findPgBin, startCluster, startReplica } from "../../lib/dev/cluster.ts";
+import { findPgBin, startCluster, startReplica } from "../../tests/support/cluster.ts";
 import type { Replica } from "../../lib/replica.ts";
 
 const RUNS = 3;

@@ -9,7 +9,7 @@ import { argsOrExit, numberList } from "../../lib/args.ts";
 import { clientOptions } from "../../lib/db.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { seed } from "../../lib/seed.ts";
-import { findPgBin, startCluster } from "../../lib/dev/cluster.ts";
+import { findPgBin, startCluster } from "../../tests/support/cluster.ts";
 
 const { sizes } = argsOrExit({
   name: "bench:seed",

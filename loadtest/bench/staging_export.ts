@@ -10,8 +10,8 @@ import postgres from "postgres";
 import { z } from "zod";
 import { argsOrExit, positiveInt } from "../../lib/args.ts";
 import { clientOptions } from "../../lib/db.ts";
-import { seededCluster } from "../../lib/dev/seeded_cluster.ts";
-import { spawnScript } from "../../lib/dev/server_process.ts";
+import { seededCluster } from "../../tests/support/seeded_cluster.ts";
+import { spawnScript } from "../../tests/support/server_process.ts";
 import { migrate } from "../../lib/migrate.ts";
 import { memoryMb } from "./_setup.ts";
 
@@ -47,7 +47,7 @@ try {
     const args = runLimit === null ? [] : ["--limit", String(runLimit)];
     const started = performance.now();
     // Connection strings from the environment, as the task wants them (never on the command line).
-    const child = spawnScript("lib/cli/staging_export.ts", args, {
+    const child = spawnScript("tasks/staging_export.ts", args, {
       STAGING_FROM_URL: seeded.url,
       STAGING_TO_URL: to,
       STAGING_PASSWORD: "bench-staging-password",

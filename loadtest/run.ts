@@ -11,9 +11,9 @@
 import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
-import { SEEDED_ACCOUNTS, type SeededCluster, seededCluster } from "../dev/seeded_cluster.ts";
-import { type ServerProcess, startServer } from "../dev/server_process.ts";
-import { argsOrExit } from "../args.ts";
+import { SEEDED_ACCOUNTS, type SeededCluster, seededCluster } from "../tests/support/seeded_cluster.ts";
+import { type ServerProcess, startServer } from "../tests/support/server_process.ts";
+import { argsOrExit } from "../lib/args.ts";
 
 /** The scenarios, one k6 script each under loadtest/. */
 export const SCENARIOS = ["progress_update", "coupling_enforcer", "health_dashboard", "security"] as const;
@@ -23,9 +23,9 @@ export type Scenario = typeof SCENARIOS[number];
 /** Where to read how to install k6. */
 export const K6_INSTALL_URL = "https://k6.io/docs/get-started/installation/";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
 /** The k6 binary the project's machines keep beside the repository (`../shared/tools/k6`). */
-export const SHARED_K6 = fileURLToPath(new URL("../../../shared/tools/k6", import.meta.url));
+export const SHARED_K6 = fileURLToPath(new URL("../../shared/tools/k6", import.meta.url));
 
 /** The script of a scenario. */
 export function scriptOf(scenario: Scenario): string {

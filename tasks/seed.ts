@@ -1,8 +1,8 @@
 /** `deno task seed --students N [--desync-rate R] [--admin-email E]`: fills an empty database. */
 import { z } from "zod";
-import { UsageError } from "../errors.ts";
-import { migrate } from "../migrate.ts";
-import { seed } from "../seed.ts";
+import { UsageError } from "../lib/errors.ts";
+import { migrate } from "../lib/migrate.ts";
+import { seed } from "../lib/seed.ts";
 import { progressLine } from "./_progress.ts";
 import { runTask } from "./_run.ts";
 

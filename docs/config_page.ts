@@ -1,5 +1,5 @@
 /** docs/configuration.md, built from the configuration schema and its one-line docs (lib/config.ts). */
-import { CONFIG_DOCS, configSchema } from "../config.ts";
+import { CONFIG_DOCS, configSchema } from "../lib/config.ts";
 
 /** Defaults that are not a fixed value: described instead (the machine's cores, a generated key). */
 const DESCRIBED_DEFAULTS: Record<string, string> = {

@@ -7,13 +7,13 @@
  * runTask does: one line, exit 1, never a stack trace.
  */
 import { z } from "zod";
-import { loadConfig, postgresUrl } from "../config.ts";
-import { describe } from "../db.ts";
-import { isOneLine, UsageError } from "../errors.ts";
-import { pgpassPassword, pgpassTarget } from "../pgpass.ts";
-import { hasPassword, redactUrls } from "../postgres_url.ts";
-import { exportStaging, type StagingTable } from "../staging_export.ts";
-import { argsOrExit, type TaskSpec, usage } from "../args.ts";
+import { loadConfig, postgresUrl } from "../lib/config.ts";
+import { describe } from "../lib/db.ts";
+import { isOneLine, UsageError } from "../lib/errors.ts";
+import { pgpassPassword, pgpassTarget } from "../lib/pgpass.ts";
+import { hasPassword, redactUrls } from "../lib/postgres_url.ts";
+import { exportStaging, type StagingTable } from "../lib/staging_export.ts";
+import { argsOrExit, type TaskSpec, usage } from "../lib/args.ts";
 import { progressLine } from "./_progress.ts";
 
 const NAME = "staging:export";

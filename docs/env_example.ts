@@ -1,5 +1,5 @@
 /** ops/env.example, built from the configuration schema and its one-line docs (lib/config.ts). */
-import { CONFIG_DOCS, configSchema } from "../config.ts";
+import { CONFIG_DOCS, configSchema } from "../lib/config.ts";
 
 /** Variables whose values are secrets: shown empty, never with an example value. */
 const SECRET = /SECRET|_PASSWORD$|TOKEN|WEBHOOK|DATABASE_(\w+_)?URL|STAGING_\w+_URL/;

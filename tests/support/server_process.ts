@@ -42,7 +42,7 @@ export function hermeticEnv(env: Record<string, string> = {}): Record<string, st
   return { ...base, ...env };
 }
 
-/** Starts a script of the repository (`main.ts`, `lib/cli/…`) with a clean environment and piped output. */
+/** Starts a script of the repository (`main.ts`, `tasks/…`) with a clean environment and piped output. */
 export function spawnScript(script: string, args: string[], env: Record<string, string>) {
   return new Deno.Command(Deno.execPath(), {
     args: [...DENO_RUN, ROOT + script, ...args],

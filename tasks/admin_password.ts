@@ -1,6 +1,6 @@
 /** `deno task admin:password [--email E]`: sets an admin's password (prompted, or SEED_ADMIN_PASSWORD). */
 import { z } from "zod";
-import { setAdminPassword } from "../admin_password.ts";
+import { setAdminPassword } from "../lib/admin_password.ts";
 import { newPassword } from "./_secret.ts";
 import { runTask } from "./_run.ts";
 

@@ -4,13 +4,13 @@
  * file change: `--help` and a bad option end the task (0 and 2) instead.
  */
 import { fileURLToPath } from "node:url";
-import { argsOrExit } from "../args.ts";
-import { serveTask } from "../start_args.ts";
+import { argsOrExit } from "../lib/args.ts";
+import { serveTask } from "../lib/start_args.ts";
 
 argsOrExit(serveTask("dev"));
 
 const child = new Deno.Command(Deno.execPath(), {
-  args: ["run", "-A", "--watch", fileURLToPath(new URL("../../main.ts", import.meta.url)), ...Deno.args],
+  args: ["run", "-A", "--watch", fileURLToPath(new URL("../main.ts", import.meta.url)), ...Deno.args],
   stdin: "inherit",
   stdout: "inherit",
   stderr: "inherit",

@@ -4,14 +4,14 @@
  * process's services; every expected failure is one line.
  */
 import type { z } from "zod";
-import { type Config, loadConfig } from "../config.ts";
-import { lockDataDir } from "../data_dir.ts";
-import { type Database, openDatabase } from "../db.ts";
-import { isOneLine, UsageError } from "../errors.ts";
-import { pendingMigrations } from "../migrate.ts";
-import { redactUrls } from "../postgres_url.ts";
-import { buildServices, type Services } from "../services.ts";
-import { argsOrExit, type TaskSpec, usage } from "../args.ts";
+import { type Config, loadConfig } from "../lib/config.ts";
+import { lockDataDir } from "../lib/data_dir.ts";
+import { type Database, openDatabase } from "../lib/db.ts";
+import { isOneLine, UsageError } from "../lib/errors.ts";
+import { pendingMigrations } from "../lib/migrate.ts";
+import { redactUrls } from "../lib/postgres_url.ts";
+import { buildServices, type Services } from "../lib/services.ts";
+import { argsOrExit, type TaskSpec, usage } from "../lib/args.ts";
 
 /** How long a task waits, at its end, for notifications under way (they retry with backoff). */
 const NOTIFY_WAIT_MS = 10_000;

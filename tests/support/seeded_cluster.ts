@@ -1,8 +1,8 @@
 /** A throwaway PostgreSQL cluster, migrated and seeded: where benchmarks and `deno task loadtest` run. */
 import postgres from "postgres";
-import { clientOptions } from "../db.ts";
-import { migrate } from "../migrate.ts";
-import { seed } from "../seed.ts";
+import { clientOptions } from "../../lib/db.ts";
+import { migrate } from "../../lib/migrate.ts";
+import { seed } from "../../lib/seed.ts";
 import { type Cluster, findPgBin, startCluster } from "./cluster.ts";
 
 /** The seeded accounts (the load scripts' defaults). */

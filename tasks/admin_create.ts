@@ -1,6 +1,6 @@
 /** `deno task admin:create --email E [--name N]`: creates an admin (password prompted, or SEED_ADMIN_PASSWORD). */
 import { z } from "zod";
-import { createAdmin } from "../admin_create.ts";
+import { createAdmin } from "../lib/admin_create.ts";
 import { newPassword } from "./_secret.ts";
 import { runTask } from "./_run.ts";
 

@@ -1,6 +1,6 @@
 /** `deno task migrate`: applies pending migrations and exits. */
 import { z } from "zod";
-import { migrate } from "../migrate.ts";
+import { migrate } from "../lib/migrate.ts";
 import { runTask } from "./_run.ts";
 
 await runTask(

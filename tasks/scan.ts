@@ -1,6 +1,6 @@
 /** `deno task scan`: one full integrity check; prints a summary; exit code 3 when critical, 1 when it failed. */
 import { z } from "zod";
-import { setQuiet } from "../log.ts";
+import { setQuiet } from "../lib/log.ts";
 import { runTask } from "./_run.ts";
 
 /** Exit code when the check finds the data critical (for cron jobs and pipelines); 2 is bad usage. */

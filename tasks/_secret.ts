@@ -1,5 +1,5 @@
 /** A new password for a task: SEED_ADMIN_PASSWORD, or asked for (never an argument, never echoed). */
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../lib/errors.ts";
 
 /** Reads a line from stdin; on a terminal without echo. */
 async function readSecret(prompt: string): Promise<string> {

@@ -4,12 +4,12 @@
  * the canary verdict and the soak time; every change audited.
  */
 import { z } from "zod";
-import { advanceRollout } from "../canary/advance.ts";
-import { CANARY_WINDOWS, type CanaryReport, canaryReport, type CanaryWindow } from "../canary/verdict.ts";
-import { type RolloutChange, setRollout } from "../canary/rollout.ts";
-import type { Queryable } from "../db.ts";
-import { Conflict, UsageError } from "../errors.ts";
-import { setQuiet } from "../log.ts";
+import { advanceRollout } from "../lib/canary/advance.ts";
+import { CANARY_WINDOWS, type CanaryReport, canaryReport, type CanaryWindow } from "../lib/canary/verdict.ts";
+import { type RolloutChange, setRollout } from "../lib/canary/rollout.ts";
+import type { Queryable } from "../lib/db.ts";
+import { Conflict, UsageError } from "../lib/errors.ts";
+import { setQuiet } from "../lib/log.ts";
 import { runTask } from "./_run.ts";
 
 /** Exit codes of `evaluate` (and `status`) besides 0 = proceed; 1 is a failure, 2 bad usage. */
