@@ -79,7 +79,7 @@ export function createApp(deps: AppDeps) {
   app.route("/", metricsRoutes({ metrics: deps.metrics, config }));
   app.route(
     "/",
-    authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS, passwords: deps.passwords }),
+    authRoutes({ sql, tokenKey, ttlSeconds: config.JWT_TTL_SECONDS, passwordChecks: deps.passwordChecks }),
   );
   const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
   app.route(
@@ -111,7 +111,7 @@ export function createApp(deps: AppDeps) {
       accounts: deps.accounts,
       config,
       assets: deps.assets,
-      passwords: deps.passwords,
+      passwordChecks: deps.passwordChecks,
       metrics: deps.metrics,
       rollout: deps.rollout,
       soakHours: config.CANARY_STEP_HOURS,
