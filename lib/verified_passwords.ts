@@ -67,7 +67,7 @@ export class VerifiedPasswords {
     this.#now = options.now ?? (() => performance.now());
   }
 
-  /** Derivations run for accounts (not counting dummy checks of unknown emails). */
+  /** Derivations run for accounts (not counting dummy checks of unknown emails, nor refused ones). */
   get derivations(): number {
     return this.#derivations;
   }
@@ -133,8 +133,9 @@ export class VerifiedPasswords {
   }
 
   async #derive(account: PasswordAccount, password: string, digest: Buffer, keep: boolean) {
-    this.#derivations++;
     const ok = await verifyPassword(password, account.hash, this.gate);
+    // Counted once it ran (a check the gate refused derived nothing).
+    this.#derivations++;
     const newer = (this.#entries.get(account.id)?.epoch ?? -1) > account.epoch;
     if (ok && keep && this.options.ttlMs > 0 && !newer) {
       // Re-inserted last: the Map's order is the order of checks, oldest first.

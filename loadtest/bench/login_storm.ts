@@ -271,8 +271,16 @@ async function runShape(shape: Shape): Promise<string> {
       await Promise.all(pending);
     };
 
-    await Promise.all([...Array.from({ length: users }, (_, i) => user(i)), background()]);
+    // The server's RSS every 250 ms: when the peak came (during the storm or after it).
+    const rss: { at: number; mb: number }[] = [];
+    const sampler = setInterval(() => rss.push({ at: now(), mb: memoryMb(bench.server.pid).rss }), 250);
+    try {
+      await Promise.all([...Array.from({ length: users }, (_, i) => user(i)), background()]);
+    } finally {
+      clearInterval(sampler);
+    }
     const mem = memoryMb(bench.server.pid);
+    const rssMax = (xs: { mb: number }[]) => xs.length ? Math.max(...xs.map((x) => x.mb)).toFixed(0) : "–";
     const counters = await serverCounters(bench.base);
 
     // "During": sent before every login was answered; "after": sent later.
@@ -313,7 +321,10 @@ async function runShape(shape: Shape): Promise<string> {
           throughput.toFixed(1)
         } logins/s. Server: ${counters.derived} derivations, ${counters.kept} answered ` +
         `from a kept check, ${counters.joined} joined one in flight, ${counters.shed} shed; RSS peak ` +
-        `${mem.peak.toFixed(0)} MB.`,
+        `${mem.peak.toFixed(0)} MB (sampled: ${
+          rssMax(rss.filter((r) => r.at < stormEnd))
+        } MB during the storm, ` +
+        `${rssMax(rss.filter((r) => r.at >= stormEnd))} MB after it).`,
     );
     return `| ${shape.name} | ${logins.length} | ${failed} | ${
       Number.isNaN(allIn) ? "–" : allIn.toFixed(1)
