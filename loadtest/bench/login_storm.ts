@@ -217,6 +217,7 @@ async function runShape(shape: Shape): Promise<string> {
   const users = Math.min(args.users ?? shape.users, shape.users);
   const bench = await benchServer({ students: STUDENTS });
   try {
+    const idleMb = memoryMb(bench.server.pid).rss;
     const started = performance.now();
     const api = new Api(bench.base, started);
     const logins: Login[] = [];
@@ -321,9 +322,8 @@ async function runShape(shape: Shape): Promise<string> {
           throughput.toFixed(1)
         } logins/s. Server: ${counters.derived} derivations, ${counters.kept} answered ` +
         `from a kept check, ${counters.joined} joined one in flight, ${counters.shed} shed; RSS peak ` +
-        `${mem.peak.toFixed(0)} MB (sampled: ${
-          rssMax(rss.filter((r) => r.at < stormEnd))
-        } MB during the storm, ` +
+        `${mem.peak.toFixed(0)} MB (${idleMb.toFixed(0)} MB before the storm; sampled: ` +
+        `${rssMax(rss.filter((r) => r.at < stormEnd))} MB during it, ` +
         `${rssMax(rss.filter((r) => r.at >= stormEnd))} MB after it).`,
     );
     return `| ${shape.name} | ${logins.length} | ${failed} | ${
