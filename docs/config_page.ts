@@ -3,7 +3,7 @@ import { CONFIG_DOCS, configSchema } from "../lib/config.ts";
 
 /** Defaults that are not a fixed value: described instead (the machine's cores, a generated key). */
 const DESCRIBED_DEFAULTS: Record<string, string> = {
-  PASSWORD_HASH_CONCURRENCY: "CPU cores - 1, at least 1",
+  PASSWORD_HASH_CONCURRENCY: "CPU cores",
   JWT_SECRET: "generated once into `DATA_DIR/jwt_secret`",
 };
 

@@ -6,7 +6,7 @@ const SECRET = /SECRET|_PASSWORD$|TOKEN|WEBHOOK|DATABASE_(\w+_)?URL|STAGING_\w+_
 
 /** Defaults computed on the machine that runs it: described, not written down. */
 const PER_MACHINE: Record<string, string> = {
-  PASSWORD_HASH_CONCURRENCY: "default: CPU cores - 1, at least 1",
+  PASSWORD_HASH_CONCURRENCY: "default: CPU cores",
 };
 
 /** The text of ops/env.example. */

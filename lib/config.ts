@@ -99,9 +99,13 @@ export const configSchema = z.object({
   REQUEST_BODY_TIMEOUT_MS: intFrom(100, 600_000).default(10_000),
   DASHBOARD_REFRESH_SECONDS: intFrom(1, 3600).default(30),
   SESSION_TTL_SECONDS: intFrom(60, 7 * 86_400).default(8 * 3600),
-  // Leave one core to the event loop and the database: a login storm slows logins only.
-  PASSWORD_HASH_CONCURRENCY: intFrom(1, 256).default(Math.max(1, navigator.hardwareConcurrency - 1)),
-  PASSWORD_QUEUE_MAX_WAIT_MS: intFrom(100, 120_000).default(3000),
+  // The most derivations at once: every core while the event loop is idle, down to one while
+  // requests keep it busy (lib/adaptive_limit.ts).
+  PASSWORD_HASH_CONCURRENCY: intFrom(1, 256).default(Math.max(1, navigator.hardwareConcurrency)),
+  // As long as a client typically waits for an answer: a login that waits beats one that fails.
+  PASSWORD_QUEUE_MAX_WAIT_MS: intFrom(100, 120_000).default(30_000),
+  // Successful password checks kept per account and epoch (lib/verified_passwords.ts); 0: none.
+  LOGIN_CACHE_TTL_SECONDS: intFrom(0, 3600).default(300),
   // Unset: /metrics answers loopback clients only.
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   ALERT_WEBHOOK_URLS: httpUrlList.default([]),
@@ -162,8 +166,11 @@ export const CONFIG_DOCS: { readonly [K in keyof typeof configSchema.shape]: str
   REQUEST_BODY_TIMEOUT_MS: "ms a client gets to send a request's whole body (JSON or form); slower is 408",
   DASHBOARD_REFRESH_SECONDS: "the dashboard's refresh timer, besides its live updates",
   SESSION_TTL_SECONDS: "how long a dashboard sign-in lasts, seconds",
-  PASSWORD_HASH_CONCURRENCY: "password derivations at once; the rest queue",
+  PASSWORD_HASH_CONCURRENCY:
+    "most password derivations at once (all while the event loop is idle, down to 1 while it is busy); the rest queue",
   PASSWORD_QUEUE_MAX_WAIT_MS: "a sign-in that would wait longer in the queue gets 503 + Retry-After",
+  LOGIN_CACHE_TTL_SECONDS:
+    "seconds a successful password check is kept per account (until the account changes); 0 = never",
   METRICS_TOKEN: "bearer token GET /metrics requires (16+ characters); unset = loopback clients only",
   ALERT_WEBHOOK_URLS: "comma-separated http(s) URLs that get a JSON POST when the health status changes",
   PUBLIC_URL: "where people reach the service (https://...), for links in notifications",

@@ -25,6 +25,7 @@ import type { RepairResult } from "./integrity/repair.ts";
 import { type CheckRecord, type Trigger, TRIGGERS } from "./integrity/store.ts";
 import { VIOLATION_KINDS } from "./model.ts";
 import type { ReplicaState } from "./replica.ts";
+import type { VerifiedPasswords } from "./verified_passwords.ts";
 
 /** Database work that fails outside a request's answer, as `levelguard_background_errors_total` labels it. */
 export const BACKGROUND_TASKS = ["rate_limit_store", "request_stats", "prune", "accounts"] as const;
@@ -167,6 +168,8 @@ export interface MetricSources {
   /** The status report (kept in memory between check events). */
   status: () => Promise<HealthReport>;
   passwords: Admission;
+  /** Password checks kept and run (lib/verified_passwords.ts). */
+  verifiedPasswords?: VerifiedPasswords;
   /** Requests using or waiting for the database now. */
   databasePending: () => number;
   poolSize: number;
@@ -408,6 +411,30 @@ export class Metrics {
         this.inc(sources.passwords.shed);
       },
     });
+    new client.Gauge({
+      name: "levelguard_password_checks_allowed",
+      help: "Password checks allowed at once now (every core while the event loop is idle, fewer while busy)",
+      registers,
+      collect() {
+        this.set(sources.passwords.concurrency);
+      },
+    });
+    if (sources.verifiedPasswords) {
+      const verified = sources.verifiedPasswords;
+      new client.Counter({
+        name: "levelguard_password_checks_total",
+        help:
+          "Password checks of known accounts, by how they were answered: derived, kept (a kept success), joined (one in flight)",
+        labelNames: ["answer"] as const,
+        registers,
+        collect() {
+          this.reset();
+          this.inc({ answer: "derived" }, verified.derivations);
+          this.inc({ answer: "kept" }, verified.hits);
+          this.inc({ answer: "joined" }, verified.joined);
+        },
+      });
+    }
     if (sources.replica) {
       const replica = sources.replica;
       new client.Gauge({

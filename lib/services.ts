@@ -4,7 +4,9 @@
  * themselves through here, so each gets the same runner for the same pool.
  */
 import { Accounts, sqlAccountSource } from "./accounts.ts";
+import { AdaptiveLimit } from "./adaptive_limit.ts";
 import { Admission } from "./admission.ts";
+import type { PasswordChecks } from "./auth.ts";
 import type { Config } from "./config.ts";
 import { AutoRollback } from "./canary/auto_rollback.ts";
 import { RequestStats } from "./canary/request_stats.ts";
@@ -17,7 +19,9 @@ import { StatusCache } from "./integrity/status_cache.ts";
 import { Metrics } from "./metrics.ts";
 import { type Migration, readMigrations } from "./migrate.ts";
 import { StatusNotifier } from "./notify.ts";
+import { PasswordUpgrades } from "./password_upgrade.ts";
 import { Replica } from "./replica.ts";
+import { VerifiedPasswords } from "./verified_passwords.ts";
 
 /** What routes, tasks and the schedule are handed. */
 export interface Services {
@@ -38,6 +42,8 @@ export interface Services {
   accounts: Accounts;
   /** The gate in front of password derivations (logins). */
   passwords: Admission;
+  /** How logins check passwords: that gate, the kept successes, the hash upgrades. */
+  passwordChecks: PasswordChecks;
   /** The status report, kept in memory between check events. */
   status: StatusCache;
   /** Prometheus metrics of this process. */
@@ -88,18 +94,28 @@ export async function buildServices(
   });
   const watch = new DatabaseWatch({ probe: db.probe });
   const status = new StatusCache(db.sql, config, runner, events);
+  // Every core for derivations while the event loop is idle, down to one while it is busy.
   const passwords = new Admission({
     what: "sign-ins",
-    concurrency: config.PASSWORD_HASH_CONCURRENCY,
+    concurrency: new AdaptiveLimit({ min: 1, max: config.PASSWORD_HASH_CONCURRENCY }),
     maxWaitMs: config.PASSWORD_QUEUE_MAX_WAIT_MS,
   });
   const rollout = new RolloutCache(db.sql);
   const accounts = new Accounts(sqlAccountSource(db.sql), {
     onError: () => metrics.backgroundErrors.inc({ task: "accounts" }),
   });
+  const verified = new VerifiedPasswords(passwords, { ttlMs: config.LOGIN_CACHE_TTL_SECONDS * 1000 });
+  // A kept success counts only at the epoch a login reads from `users`; this drops it from memory too.
+  accounts.subscribe((change) => verified.forget(change.userId));
+  const passwordChecks: PasswordChecks = {
+    gate: passwords,
+    verified,
+    upgrades: new PasswordUpgrades(db.sql, passwords),
+  };
   const metrics = new Metrics({
     status: () => status.report(),
     passwords,
+    verifiedPasswords: verified,
     databasePending: () => watch.waiting,
     replica: replica ? () => replica.state : undefined,
     connections: db.kind !== "embedded" ? () => connectionCounts(db.sql) : undefined,
@@ -132,6 +148,7 @@ export async function buildServices(
     accounts,
     status,
     passwords,
+    passwordChecks,
     metrics,
     notifier,
     rollout,

@@ -37,6 +37,7 @@
  *   STUDENTS               100      awards go to students 1..STUDENTS (PLAYER)
  *   WAIT_MIN, WAIT_MAX     0.1, 0.5 seconds between a user's awards
  *   XP_MIN, XP_MAX         10, 50   xp_change of an award
+ *   LOGIN_RETRIES          0        0: log in once, never retry (the plan's client); N: wait out a 503 N times
  *   LATENCY_TARGET_FACTOR  1        multiplies the latency target (≠ 1 caps the verdict at CONDITIONAL)
  *   ENVIRONMENT            staging  the report's "Environment"
  *   REPORT_DIR             reports  where handleSummary writes the report (must exist)
@@ -63,6 +64,7 @@ import {
   jsonHeaders,
   latencyTarget,
   login,
+  loginTargets,
   metricValue,
   observe,
   offeredRate,
@@ -183,13 +185,7 @@ const TARGETS = [
     "1",
     "setup or teardown could not read the totals (see the ledger_probe check)",
   ),
-  mustHold(
-    "login_failures",
-    "count==0",
-    "Logins that neither succeeded nor were told to retry",
-    "0",
-    "look at login errors",
-  ),
+  ...loginTargets(),
   mustHold(
     "rate_limited_unexpected",
     "count==0",

@@ -11,8 +11,10 @@
  *   - run a check: POST /api/v1/health/check-now (no body).
  * Pass: more than 500 requests/s where the offered load allows it, median
  * under 100 ms (we take 50 ms, see loadtest/README.md), p95 under 500 ms,
- * no failures (the SPEC's "0 errors other than intended 429s/503s": a
- * login's 503 with Retry-After is expected; the plan says under 1 %).
+ * no failures (the SPEC's "0 errors"; the plan says under 1 %). Users log in
+ * as the plan's clients do, once and never retrying: a failed login is a
+ * failure, and so is every task its user then cannot run (LOGIN_RETRIES
+ * makes them retry instead, see lib/common.js).
  *
  * Environment (defaults are the plan's):
  *   BASE_URL               http://localhost:8000
@@ -26,6 +28,7 @@
  *   XP_MIN, XP_MAX         10, 200  xp_change of an award
  *   WEIGHTS                10:3:1   update : status : check-now
  *   MIN_OFFERED_SHARE      0.9      throughput target = min(500 req/s, this × the offered rate)
+ *   LOGIN_RETRIES          0        0: log in once, never retry (the plan's client); N: wait out a 503 N times
  *   LATENCY_TARGET_FACTOR  1        multiplies every latency target (≠ 1 caps the verdict at CONDITIONAL)
  *   ENVIRONMENT            staging  the report's "Environment"
  *   REPORT_DIR             reports  where handleSummary writes <scenario>-<UTC stamp>.md and .json (must exist)
@@ -52,6 +55,7 @@ import {
   formatSeconds,
   jsonHeaders,
   latencyTarget,
+  loginTargets,
   metricValue,
   observe,
   offeredRate,
@@ -105,7 +109,7 @@ const TARGETS = [
   latencyTarget(STATUS, "med", 50, f, "Health status median", "plan: < 50 ms, cached"),
   latencyTarget(STATUS, "p(95)", 500, f, "Health status p95", "plan"),
   latencyTarget(CHECK, "p(95)", 10000, f, "Check-now p95", "plan: manual check < 10 s"),
-  failureTarget(null, 0, "Failure rate, all requests", "ours: 0 errors, a login's 503 excepted; plan: < 1 %"),
+  failureTarget(null, 0, "Failure rate, all requests", "ours: 0 errors; plan: < 1 %"),
   failureTarget(UPDATE, 0, "Failure rate, progress updates", "ours: 0 errors; plan: < 1 %"),
   target({
     metric: "checks",
@@ -116,16 +120,7 @@ const TARGETS = [
     kind: "correctness",
     why: "ours: 0 errors; plan: < 1 % failures",
   }),
-  target({
-    metric: "login_failures",
-    expr: "count==0",
-    label: "Logins that neither succeeded nor were told to retry",
-    target: "0",
-    unit: "count",
-    kind: "correctness",
-    why: "plan: login storm",
-    action: "look at login errors; a storm may be shed with 503 + Retry-After, never refused otherwise",
-  }),
+  ...loginTargets(),
   target({
     metric: "rate_limited_unexpected",
     expr: "count==0",

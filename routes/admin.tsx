@@ -8,14 +8,13 @@
 import { type Context, Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { z } from "zod";
-import type { Admission } from "../lib/admission.ts";
 import { advanceRefusal, changedMeanwhile, fromEvaluatedStep } from "../lib/canary/advance.ts";
 import { inRollout } from "../lib/canary/bucket.ts";
 import { canaryReport } from "../lib/canary/verdict.ts";
 import { rolloutPercent, rolloutState, setRollout } from "../lib/canary/rollout.ts";
 import type { RolloutCache } from "../lib/canary/rollout_cache.ts";
 import type { Accounts } from "../lib/accounts.ts";
-import { authenticate } from "../lib/auth.ts";
+import { authenticate, type PasswordChecks } from "../lib/auth.ts";
 import type { Config } from "../lib/config.ts";
 import type { Sql } from "../lib/db.ts";
 import type { Metrics } from "../lib/metrics.ts";
@@ -78,7 +77,7 @@ export interface AdminDeps {
     | "REQUEST_BODY_TIMEOUT_MS"
   >;
   assets: Assets;
-  passwords: Admission;
+  passwordChecks: PasswordChecks;
   metrics: Metrics;
   rollout: RolloutCache;
   /** CANARY_STEP_HOURS. */
@@ -158,7 +157,8 @@ function partState(c: Context, target: string): { params: Record<string, string>
 
 /** The dashboard; mount at "/". */
 export function adminRoutes(
-  { sql, runner, events, accounts, config, assets, passwords, metrics, rollout, soakHours, reads }: AdminDeps,
+  { sql, runner, events, accounts, config, assets, passwordChecks, metrics, rollout, soakHours, reads }:
+    AdminDeps,
 ) {
   const trustProxy = config.TRUST_PROXY;
   const app = new Hono<SessionEnv>();
@@ -268,7 +268,7 @@ export function adminRoutes(
     }
     let user;
     try {
-      user = await authenticate(sql, { email, password: form.password }, passwords);
+      user = await authenticate(sql, { email, password: form.password }, passwordChecks);
       // Only for the account as its password was checked (it may have changed since).
       if (user.role === "ADMIN") {
         const session = await createSession(sql, user.id, config.SESSION_TTL_SECONDS, user.epoch);

@@ -84,7 +84,7 @@ export function createApp(deps: AppDeps) {
       sql,
       tokenKey,
       ttlSeconds: config.JWT_TTL_SECONDS,
-      passwords: deps.passwords,
+      passwordChecks: deps.passwordChecks,
       bodyTimeoutMs,
     }),
   );
@@ -129,7 +129,7 @@ export function createApp(deps: AppDeps) {
       accounts: deps.accounts,
       config,
       assets: deps.assets,
-      passwords: deps.passwords,
+      passwordChecks: deps.passwordChecks,
       metrics: deps.metrics,
       rollout: deps.rollout,
       soakHours: config.CANARY_STEP_HOURS,

@@ -1,8 +1,7 @@
 /** POST /api/v1/auth/login */
 import { Hono } from "hono";
 import type { z } from "zod";
-import type { Admission } from "../lib/admission.ts";
-import { login } from "../lib/auth.ts";
+import { login, type PasswordChecks } from "../lib/auth.ts";
 import type { Sql } from "../lib/db.ts";
 import type { AppEnv } from "./env.ts";
 import { jsonBody } from "./middleware/validate.ts";
@@ -10,21 +9,22 @@ import { loginBody, type loginResponse } from "./schemas.ts";
 
 /**
  * The login endpoint: 200 with a bearer token, 401 with one message for every
- * failure, 503 with Retry-After when too many sign-ins are already waiting.
+ * failure, 503 with Retry-After when a sign-in would wait longer than
+ * PASSWORD_QUEUE_MAX_WAIT_MS.
  */
 export function authRoutes(
-  { sql, tokenKey, ttlSeconds, passwords, bodyTimeoutMs }: {
+  { sql, tokenKey, ttlSeconds, passwordChecks, bodyTimeoutMs }: {
     sql: Sql;
     tokenKey: Uint8Array;
     ttlSeconds: number;
-    passwords: Admission;
+    passwordChecks: PasswordChecks;
     /** REQUEST_BODY_TIMEOUT_MS. */
     bodyTimeoutMs: number;
   },
 ) {
   const app = new Hono<AppEnv>();
   app.post("/api/v1/auth/login", jsonBody(loginBody, { timeoutMs: bodyTimeoutMs }), async (c) => {
-    const { token, expiresIn } = await login(sql, tokenKey, ttlSeconds, c.req.valid("json"), passwords);
+    const { token, expiresIn } = await login(sql, tokenKey, ttlSeconds, c.req.valid("json"), passwordChecks);
     c.header("Cache-Control", "no-store");
     const body: z.infer<typeof loginResponse> = {
       access_token: token,

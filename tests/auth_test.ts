@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { LOGIN_FAILED } from "../lib/auth.ts";
-import { DUMMY_HASH, hashPassword } from "../lib/password.ts";
+import { DUMMY_HASH, hashPassword, needsRehash, PARAMS, verifyPassword } from "../lib/password.ts";
 import { verifyToken } from "../lib/tokens.ts";
 import { loginResponse } from "../routes/schemas.ts";
 import type { TestDatabase } from "./_db.ts";
@@ -124,6 +124,41 @@ Deno.test("an unknown email costs about as much time as a wrong password", () =>
 Deno.test("the dummy hash that unknown emails are checked against uses the current scrypt parameters", async () => {
   const params = (hash: string) => hash.split("$").slice(0, 4).join("$");
   assertEquals(params(DUMMY_HASH), params(await hashPassword("x")));
+  assertEquals(params(DUMMY_HASH), `scrypt$${PARAMS.N}$${PARAMS.r}$${PARAMS.p}`);
+  assertEquals(needsRehash(DUMMY_HASH), false);
+  assertEquals(await verifyPassword("x", DUMMY_HASH), false);
+});
+
+Deno.test("new hashes meet OWASP's scrypt minimum (one of its equivalent settings) within 16 MiB per derivation", () => {
+  // OWASP Password Storage Cheat Sheet: N=2^17, r=8, p=1, or one of these equivalents.
+  const owasp = [[2 ** 17, 8, 1], [2 ** 16, 8, 2], [2 ** 15, 8, 3], [2 ** 14, 8, 5], [2 ** 13, 8, 10]];
+  assert(owasp.some(([N, r, p]) => PARAMS.N >= N && PARAMS.r >= r && PARAMS.p >= p), JSON.stringify(PARAMS));
+  assert(128 * PARAMS.N * PARAMS.r <= 16 * 1024 * 1024, JSON.stringify(PARAMS));
+});
+
+Deno.test("older parameters verify and ask for a rehash; malformed or oversized hashes are refused, never thrown", async () => {
+  const old = await hashPassword(PASSWORD, { params: { N: 2 ** 14, r: 8, p: 1 } });
+  assert(await verifyPassword(PASSWORD, old));
+  assertEquals(needsRehash(old), true);
+  assertEquals(needsRehash(await hashPassword(PASSWORD)), false);
+  const salt = "ImQ+1OZqeHgz/vyEZCk/Xg==";
+  const key = "14gQp8pBeoZEvn38dIU+OW8ZfQIwFabyUeEZxf/h+ZQ=";
+  for (
+    const bad of [
+      "not-a-hash",
+      `scrypt$16384$8$1$${salt}`,
+      `bcrypt$16384$8$1$${salt}$${key}`,
+      `scrypt$16385$8$1$${salt}$${key}`, // N not a power of two
+      `scrypt$${2 ** 20}$8$1$${salt}$${key}`, // 1 GiB
+      `scrypt$16384$8$17$${salt}$${key}`, // too many lanes
+      `scrypt$16384$0$1$${salt}$${key}`,
+      `scrypt$16384$8$1$$${key}`,
+      `scrypt$16384$8$1$${salt}$`,
+    ]
+  ) {
+    assertEquals(await verifyPassword(PASSWORD, bad), false, bad);
+    assertEquals(needsRehash(bad), false, bad);
+  }
 });
 
 Deno.test("a user whose stored hash is unusable cannot log in and gets the same 401", () =>

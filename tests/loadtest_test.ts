@@ -294,6 +294,83 @@ function checkCounts(run: Run, name: RegExp) {
   return total;
 }
 
+/**
+ * Runs progress_update.js with 2 users for 3 s against a server whose every login answers 503 with
+ * Retry-After; returns the logins it received and the k6 summary.
+ */
+async function againstSheddingServer(extra: Record<string, string>) {
+  let logins = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    await req.body?.cancel();
+    if (new URL(req.url).pathname !== "/api/v1/auth/login") return new Response(null, { status: 404 });
+    logins++;
+    return Response.json({ title: "Service Unavailable", status: 503 }, {
+      status: 503,
+      headers: { "Retry-After": "1", "Content-Type": "application/problem+json" },
+    });
+  });
+  const reportDir = await Deno.makeTempDir({ prefix: "levelguard-loadtest-shed-" });
+  try {
+    const out = await new Deno.Command(k6!, {
+      args: ["run", "--quiet", join(LOADTEST, "progress_update.js")],
+      env: {
+        K6_NO_USAGE_REPORT: "true",
+        BASE_URL: `http://127.0.0.1:${server.addr.port}`,
+        REPORT_DIR: reportDir,
+        VUS: "2",
+        RAMP_RATE: "100",
+        DURATION: "3s",
+        WAIT_MIN: "0.2",
+        WAIT_MAX: "0.3",
+        ...extra,
+      },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const name = [...Deno.readDirSync(reportDir)].map((e) => e.name).find((n) => n.endsWith(".json"));
+    assert(name, new TextDecoder().decode(out.stderr));
+    const json = JSON.parse(await Deno.readTextFile(join(reportDir, name)));
+    return {
+      code: out.code,
+      logins,
+      json,
+      markdown: await Deno.readTextFile(join(reportDir, name.replace(/json$/, "md"))),
+    };
+  } finally {
+    await server.shutdown();
+    await Deno.remove(reportDir, { recursive: true });
+  }
+}
+
+Deno.test({
+  name:
+    "by default each user logs in once and never retries, as the plan's clients do; LOGIN_RETRIES retries",
+  ignore: !k6,
+}, async () => {
+  const plan = await againstSheddingServer({});
+  assertEquals(plan.logins, 2, "one login per user, a 503 not retried");
+  assertEquals(plan.code, 99, "a threshold failed");
+  const metric = (run: typeof plan, name: string) =>
+    run.json.metrics[name]?.values.count as number | undefined;
+  assertEquals(metric(plan, "login_failures"), 2);
+  assertEquals(metric(plan, "login_retries"), undefined);
+  // Each task the tokenless users would have run counts, visibly.
+  assert(metric(plan, "requests_without_login")! >= 4, JSON.stringify(plan.json.metrics));
+  assertEquals(plan.json.metrics["http_req_failed"].values.passes, 2, "the two 503s are failed requests");
+  assertMatch(plan.markdown, /\| Failed logins \| 0 \(.*\) \| 2 \| ❌ \|/);
+  assertMatch(plan.markdown, /\| Tasks not run for want of a login \| 0 \(.*\) \| \d+ \| ❌ \|/);
+
+  const retrying = await againstSheddingServer({ LOGIN_RETRIES: "2" });
+  assert(retrying.logins >= 6, `${retrying.logins} logins: each user tries 3 times, then again`);
+  assert(metric(retrying, "login_retries")! >= 4);
+  assertEquals(
+    retrying.json.metrics["http_req_failed"].values.passes,
+    0,
+    "a 503 is an answer to this client",
+  );
+});
+
 Deno.test({
   name: "each load scenario passes a few seconds' run against a test server and writes the plan's report",
   ignore: !k6 || !hasServer,

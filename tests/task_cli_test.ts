@@ -26,6 +26,7 @@ const BAD_VALUES: Record<string, string[]> = {
   "bench:seed": ["--sizes", "ten"],
   "bench:scan": ["--sizes", "0"],
   "bench:update": ["--seconds", "soon"],
+  "bench:login-storm": ["--shape", "scenario9"],
   canary: ["--window", "2h"],
 };
 

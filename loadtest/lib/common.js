@@ -360,26 +360,48 @@ export function observe(res) {
 
 // ---- login -----------------------------------------------------------------
 
-const loginRetries = new Counter("login_retries");
+/**
+ * How a user logs in. By default as the plan's clients do (its Locust users):
+ * once, at its first task, never retrying; a user whose login failed sends
+ * nothing more, and each task it would have run is counted in
+ * `requests_without_login`, so the failure shows instead of being waited
+ * out. `LOGIN_RETRIES=N` (N > 0) is the retrying client: a 503 with
+ * `Retry-After` is waited out up to N times, and a user without a token (or
+ * whose token got a 401) logs in again at its next task.
+ */
+export function loginRetries() {
+  return envInt("LOGIN_RETRIES", 0, 0);
+}
+
+/** True for the retrying client (`LOGIN_RETRIES` > 0). */
+export function retryingLogins() {
+  return loginRetries() > 0;
+}
+
+const loginRetryCount = new Counter("login_retries");
 const loginFailures = new Counter("login_failures");
 const loginsGivenUp = new Counter("logins_given_up");
+const requestsWithoutLogin = new Counter("requests_without_login");
 
 /**
- * Logs in; a 503 with `Retry-After` (the service shedding a login storm) is
- * waited out and retried up to `attempts` times. Returns the token and when
- * to renew it, or null: a refusal or error is counted in `login_failures`,
- * still being told to retry after the last attempt in `logins_given_up` (the
- * user tries again on its next task).
+ * Logs in. Returns the token and when to renew it, or null: a failure is
+ * counted in `login_failures`. The plan's client (the default) tries once and
+ * a 503 is a failed request like any other; the retrying client
+ * (`LOGIN_RETRIES`) waits out a 503 with `Retry-After` up to that many times,
+ * and one still told to retry after the last is counted in `logins_given_up`.
  * @param {string} baseUrl
  * @param {string} email
  * @param {string} password
- * @param {number} [attempts]
+ * @param {number} [attempts] default 1 + LOGIN_RETRIES
  * @param {{ [name: string]: string }} [tags] more tags for the requests and checks (e.g. a `phase`)
  * @returns {{ token: string, renewAt: number, userId: string } | null}
  */
 export function login(baseUrl, email, password, attempts, tags) {
-  const tries = attempts || 5;
+  const tries = attempts || 1 + loginRetries();
   const allTags = withTags({ name: "login" }, tags);
+  const checkName = tries > 1
+    ? "login: 200 with a bearer token, or 503 with Retry-After"
+    : "login: 200 with a bearer token";
   for (let attempt = 1; attempt <= tries; attempt++) {
     const res = observe(http.post(
       baseUrl + "/api/v1/auth/login",
@@ -387,18 +409,19 @@ export function login(baseUrl, email, password, attempts, tags) {
       {
         headers: jsonHeaders(null),
         tags: allTags,
-        // "Every login succeeds or is told to retry": a 503 with Retry-After is an answer, not a failure.
-        responseCallback: http.expectedStatuses(200, 503),
+        // A client that retries takes a 503 with Retry-After as an answer; one that does not, as a failure.
+        responseCallback: tries > 1 ? http.expectedStatuses(200, 503) : http.expectedStatuses(200),
       },
     ));
     const body = bodyJson(res);
-    check(res, {
-      "login: 200 with a bearer token, or 503 with Retry-After": function (r) {
-        return (r.status === 200 && body && typeof body.access_token === "string" &&
-          body.token_type === "bearer") ||
-          (r.status === 503 && header(r, "Retry-After") !== null);
-      },
-    }, allTags);
+    /** @type {{ [name: string]: (r: import("k6/http").Response) => boolean }} */
+    const checks = {};
+    checks[checkName] = function (r) {
+      return (r.status === 200 && body && typeof body.access_token === "string" &&
+        body.token_type === "bearer") ||
+        (tries > 1 && r.status === 503 && header(r, "Retry-After") !== null);
+    };
+    check(res, checks, allTags);
     if (res.status === 200 && body && typeof body.access_token === "string") {
       const lifetime = typeof body.expires_in === "number" ? body.expires_in : 1800;
       return {
@@ -408,12 +431,13 @@ export function login(baseUrl, email, password, attempts, tags) {
         userId: tokenSubject(body.access_token),
       };
     }
-    if (res.status !== 503 || header(res, "Retry-After") === null) break;
+    if (tries === 1 || res.status !== 503 || header(res, "Retry-After") === null) break;
     if (attempt === tries) {
+      // The retrying client tries again at its next task: not (yet) a failure.
       loginsGivenUp.add(1);
       return null;
     }
-    loginRetries.add(1);
+    loginRetryCount.add(1);
     sleep(retryAfter(res, 1));
   }
   loginFailures.add(1);
@@ -443,23 +467,79 @@ export function tokenSubject(token) {
 
 /** @type {{ token: string, renewAt: number, userId: string } | null} */
 let session = null;
+// The plan's client: a user whose one login failed never tries again.
+let loginFailed = false;
 
 /**
- * This user's token: logs in on first use (each user logs in once, as the
- * plan's users do) and again shortly before the token expires or after a 401.
+ * This user's token: logs in at its first task (each user logs in once, as
+ * the plan's users do) and again shortly before the token expires (runs
+ * shorter than the token's lifetime never renew). Null when the user has
+ * none: each such call is a task that could not run, counted in
+ * `requests_without_login`. The retrying client also logs in again after a
+ * failed login or a 401 (`dropToken`).
  * @param {string} baseUrl
  * @param {string} email
  * @param {string} password
  * @returns {string | null}
  */
 export function userToken(baseUrl, email, password) {
-  if (session === null || Date.now() >= session.renewAt) session = login(baseUrl, email, password);
-  return session === null ? null : session.token;
+  const due = session === null || Date.now() >= session.renewAt;
+  if (due && (!loginFailed || retryingLogins())) {
+    session = login(baseUrl, email, password);
+    loginFailed = session === null;
+  }
+  if (session === null) {
+    requestsWithoutLogin.add(1);
+    return null;
+  }
+  return session.token;
 }
 
-/** Forgets this user's token (after a 401), so the next task logs in again. */
+/**
+ * After a 401: the retrying client forgets its token, so the next task logs
+ * in again; the plan's client keeps it (its requests keep failing, visibly).
+ */
 export function dropToken() {
-  session = null;
+  if (retryingLogins()) session = null;
+}
+
+/**
+ * Counts a task that could not run for want of a login (the dashboard's own sign-in).
+ */
+export function countRequestWithoutLogin() {
+  requestsWithoutLogin.add(1);
+}
+
+/**
+ * The targets every scenario has on its logins: none failed, and no task left undone for want of one.
+ * @returns {Target[]}
+ */
+export function loginTargets() {
+  const retrying = retryingLogins();
+  return [
+    {
+      metric: "login_failures",
+      expr: "count==0",
+      label: retrying ? "Logins that failed after " + (1 + loginRetries()) + " attempts" : "Failed logins",
+      target: "0",
+      unit: "count",
+      kind: "correctness",
+      why: retrying
+        ? "the retrying client (LOGIN_RETRIES=" + loginRetries() + ")"
+        : "the plan's client: one login, no retry",
+      action: "read the failed logins' status codes: a 503 means the server shed a login storm",
+    },
+    {
+      metric: "requests_without_login",
+      expr: "count==0",
+      label: "Tasks not run for want of a login",
+      target: "0",
+      unit: "count",
+      kind: "correctness",
+      why: "a user without a token sends nothing",
+      action: "see the failed logins",
+    },
+  ];
 }
 
 /**
@@ -502,18 +582,18 @@ export function hasDashboardSession(jar, baseUrl) {
  * Signs in to the dashboard through its form, as a browser does: GET
  * /admin/login (the form's CSRF token, and its cookie), then POST the form
  * with `Origin`, without following the 303. Cookies live in `jar` (k6 empties
- * a user's own jar at every iteration; this one lasts). A 503 with
- * `Retry-After` (a login storm being shed) is waited out and retried as an API
- * login is, and counted in the same `login_*` metrics. Requests are tagged
+ * a user's own jar at every iteration; this one lasts). Tried as an API login
+ * is (`login`): once by default, a 503 with `Retry-After` waited out with
+ * `LOGIN_RETRIES`; counted in the same `login_*` metrics. Requests are tagged
  * `name: dashboard_login`. Returns true when a session cookie was set.
  * @param {string} baseUrl
  * @param {string} email
  * @param {string} password
  * @param {import("k6/http").CookieJar} jar
- * @param {number} [attempts]
+ * @param {number} [attempts] default 1 + LOGIN_RETRIES
  */
 export function dashboardSignIn(baseUrl, email, password, jar, attempts) {
-  const tries = attempts || 5;
+  const tries = attempts || 1 + loginRetries();
   const tags = { name: "dashboard_login" };
   for (let attempt = 1; attempt <= tries; attempt++) {
     const form = observe(http.get(baseUrl + "/admin/login", {
@@ -537,23 +617,29 @@ export function dashboardSignIn(baseUrl, email, password, jar, attempts) {
         tags: tags,
         redirects: 0,
         headers: { Origin: originOf(baseUrl), "Sec-Fetch-Site": "same-origin" },
-        responseCallback: http.expectedStatuses(303, 503),
+        responseCallback: tries > 1 ? http.expectedStatuses(303, 503) : http.expectedStatuses(303),
       },
     ));
     const signedIn = res.status === 303 && hasDashboardSession(jar, baseUrl);
-    check(res, {
-      "dashboard sign-in: 303 to /admin/health with a session cookie, or 503 with Retry-After": function (r) {
-        return (signedIn && /\/admin\/health$/.test(header(r, "Location") || "")) ||
-          (r.status === 503 && header(r, "Retry-After") !== null);
-      },
-    }, tags);
+    /** @type {{ [name: string]: (r: import("k6/http").Response) => boolean }} */
+    const checks = {};
+    checks[
+      tries > 1
+        ? "dashboard sign-in: 303 to /admin/health with a session cookie, or 503 with Retry-After"
+        : "dashboard sign-in: 303 to /admin/health with a session cookie"
+    ] = function (r) {
+      return (signedIn && /\/admin\/health$/.test(header(r, "Location") || "")) ||
+        (tries > 1 && r.status === 503 && header(r, "Retry-After") !== null);
+    };
+    check(res, checks, tags);
     if (signedIn) return true;
-    if (res.status !== 503 || header(res, "Retry-After") === null) break;
+    if (tries === 1 || res.status !== 503 || header(res, "Retry-After") === null) break;
     if (attempt === tries) {
+      // The retrying client tries again at its next task: not (yet) a failure.
       loginsGivenUp.add(1);
       return false;
     }
-    loginRetries.add(1);
+    loginRetryCount.add(1);
     sleep(retryAfter(res, 1));
   }
   loginFailures.add(1);
@@ -1001,7 +1087,13 @@ export function renderReport(data, spec, now, jsonName) {
   const retries = metricValue(data, "login_retries", "count");
   if (retries) issues.push(formatCount(retries) + " logins were told to retry (503 with Retry-After)");
   const givenUp = metricValue(data, "logins_given_up", "count");
-  if (givenUp) issues.push(formatCount(givenUp) + " logins were still told to retry after 5 attempts");
+  if (givenUp) {
+    issues.push(
+      formatCount(givenUp) + " logins were still told to retry after " + (1 + loginRetries()) + " attempts",
+    );
+  }
+  const without = metricValue(data, "requests_without_login", "count");
+  if (without) issues.push(formatCount(without) + " tasks were not run: their user had no token");
   if (spec.observations) {
     const o = spec.observations(data);
     for (let i = 0; i < o.positive.length; i++) positive.push(o.positive[i]);
