@@ -2,7 +2,8 @@
 import { Hono } from "hono";
 import type { Services } from "../lib/services.ts";
 import type { Assets } from "../views/layout.tsx";
-import { adminRoutes } from "./admin.tsx";
+import { adminRoutes } from "./admin/index.ts";
+import { dashboardErrorPage } from "./admin/error_page.tsx";
 import { assetRoutes, assetUrls } from "./assets.ts";
 import { authRoutes } from "./auth.ts";
 import { API_CONTRACT } from "./contract.ts";
@@ -11,7 +12,6 @@ import { healthRoutes } from "./health.ts";
 import { databaseGuard } from "./middleware/database_guard.ts";
 import { rateLimit, type RateLimitStore, rateLimitStore } from "./middleware/rate_limit.ts";
 import { logScope } from "./middleware/log_scope.ts";
-import { pageErrors } from "./middleware/page_errors.tsx";
 import { requestId } from "./middleware/request_id.ts";
 import { requestLog } from "./middleware/request_log.ts";
 import { secureHeaders } from "./middleware/secure_headers.ts";
@@ -20,7 +20,8 @@ import { httpMetrics } from "./middleware/metrics.ts";
 import { requestStats } from "./middleware/request_stats.ts";
 import { openapiRoutes } from "./openapi.ts";
 import { opsRoutes } from "./ops.ts";
-import { notFoundOrMethodNotAllowed, onError } from "./problem.ts";
+import { noStore } from "./middleware/no_store.ts";
+import { problemAnswers } from "./problem.ts";
 import { progressRoutes } from "./progress.ts";
 import { rolloutRoutes } from "./rollout.ts";
 
@@ -56,17 +57,20 @@ export function createApp(deps: AppDeps) {
   const { config, sql, runner, tokenKey, migrations } = deps;
   const bodyTimeoutMs = config.REQUEST_BODY_TIMEOUT_MS;
   const app = new Hono<AppEnv>();
+  // First, so every answer passes it: errors, 404s and refusals of the middleware below too.
+  app.use(noStore());
   app.use(requestId({ trustProxy: config.TRUST_PROXY }));
   app.use(logScope);
   app.use(httpMetrics(deps.metrics));
   app.use(requestStats(deps.requestStats, deps.rollout));
   app.use(secureHeaders({ trustProxy: config.TRUST_PROXY }));
-  app.use("/admin/*", pageErrors(deps.assets));
   if (config.LOG_REQUESTS) app.use(requestLog);
   // RATE_LIMIT_PER_MINUTE=0: no limiter at all (not even a pass-through layer).
   if (config.RATE_LIMIT_PER_MINUTE > 0) app.use(rateLimit({ config, store: deps.rateLimitStore }));
-  app.onError(onError);
-  app.notFound(notFoundOrMethodNotAllowed(() => app.routes));
+  // Errors answer problem+json, or a page to a browser on the dashboard, from one mapping.
+  const problems = problemAnswers({ page: dashboardErrorPage(deps.assets) });
+  app.onError(problems.onError);
+  app.notFound(problems.notFoundOrMethodNotAllowed(() => app.routes));
 
   // Bounded waits: while the database is unreachable these answer 503 at once.
   const guard = databaseGuard(deps.watch);

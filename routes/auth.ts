@@ -25,7 +25,6 @@ export function authRoutes(
   const app = new Hono<AppEnv>();
   app.post("/api/v1/auth/login", jsonBody(loginBody, { timeoutMs: bodyTimeoutMs }), async (c) => {
     const { token, expiresIn } = await login(sql, tokenKey, ttlSeconds, c.req.valid("json"), passwordChecks);
-    c.header("Cache-Control", "no-store");
     const body: z.infer<typeof loginResponse> = {
       access_token: token,
       token_type: "bearer",

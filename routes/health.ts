@@ -44,10 +44,6 @@ export function healthRoutes(
   const app = new Hono<AuthEnv>();
   // On each route rather than "*": a method a path does not serve is 405, not 401.
   const admin = roleGuard(tokenKey, accounts)("ADMIN");
-  app.use("*", async (c, next) => {
-    await next();
-    c.header("Cache-Control", "no-store");
-  });
 
   app.get("/status", admin, async (c) => {
     return c.body(await status.json(), 200, { "Content-Type": "application/json" });

@@ -39,7 +39,6 @@ export function metricsRoutes(
         );
       }
     }
-    c.header("Cache-Control", "no-store");
     return c.body(await metrics.scrape(), 200, { "Content-Type": metrics.contentType });
   });
   return app;

@@ -20,7 +20,6 @@ export function opsRoutes(
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {
     const result = await readiness();
-    c.header("Cache-Control", "no-store");
     if (!result.ready) return c.json({ status: "unavailable" }, 503);
     const reads = replica
       ? {

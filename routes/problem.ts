@@ -1,8 +1,11 @@
 /**
- * Every error becomes an RFC 9457 problem+json response here, in one place:
- * domain errors (lib/errors.ts) and database outages get their status and
- * headers from the table below; HTTP-level refusals raised by middleware are
- * `HttpProblem`s; anything else is a 500 without internals, logged with its stack.
+ * Every error becomes an answer here, in one place: domain errors
+ * (lib/errors.ts) and database outages get their status and headers from the
+ * table below; HTTP-level refusals raised by middleware are `HttpProblem`s;
+ * anything else is a 500 without internals, logged with its stack. The answer
+ * is RFC 9457 problem+json, or, for the requests a `ProblemPage` claims (a
+ * browser on the dashboard), a page made from the same status, title, detail
+ * and headers.
  */
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
@@ -46,7 +49,7 @@ export const TITLES: Readonly<Record<number, string>> = {
 export const DATABASE_RETRY_AFTER_S = 5;
 
 /** A problem as it goes on the wire (minus `type`, `title` and `instance`, derived here). */
-interface Problem {
+export interface Problem {
   status: ContentfulStatusCode;
   detail: string;
   errors?: FieldError[];
@@ -102,21 +105,36 @@ export function safeJson(value: unknown): string {
   );
 }
 
-function respond(c: Context, p: Problem): Response {
-  const title = TITLES[p.status] ?? "Error";
-  const body = {
+/** The title of a status. */
+export function titleOf(status: number): string {
+  return TITLES[status] ?? "Error";
+}
+
+/** The problem+json body of `p` for the request at `instance`. */
+export function problemBody(p: Problem, instance: string, requestId?: string): string {
+  const title = titleOf(p.status);
+  return safeJson({
     type: PROBLEM_BASE + slug(title),
     title,
     status: p.status,
     detail: p.detail,
-    instance: c.req.path,
-    request_id: c.get("requestId") as string | undefined,
+    instance,
+    request_id: requestId,
     errors: p.errors ?? [],
-  };
-  return c.body(safeJson(body), p.status, {
+  });
+}
+
+/**
+ * A problem as something other than problem+json, for the requests it claims
+ * (null: not this one), as Hono's `HTTPException.getResponse()` carries its own
+ * response. It gets the problem itself, never the JSON to parse back.
+ */
+export type ProblemPage = (c: Context, problem: Problem) => Response | Promise<Response> | null;
+
+function problemJson(c: Context, p: Problem): Response {
+  return c.body(problemBody(p, c.req.path, c.get("requestId") as string | undefined), p.status, {
     ...p.headers,
     "Content-Type": "application/problem+json",
-    "Cache-Control": "no-store",
   });
 }
 
@@ -149,24 +167,6 @@ function errorContext(c: Context, status: number): Record<string, unknown> {
   return { ...requestFields(c), path: c.req.path, status, duration_ms: elapsedMs(c) };
 }
 
-/** Hono's onError: mapped errors keep their status; anything else is a 500 without internals. */
-export function onError(err: Error, c: Context): Response {
-  const mapped = problemFor(err);
-  if (mapped) {
-    if (mapped.status === 503) {
-      log("warn", "request refused: unavailable", { ...errorContext(c, 503), error: err.message });
-    }
-    return respond(c, mapped);
-  }
-  log("error", "unhandled error", { ...errorContext(c, 500), ...errorFields(err) });
-  return respond(c, { status: 500, detail: "Something went wrong; quote the request id when reporting it" });
-}
-
-/** Hono's notFound: a problem, not a bare text page. */
-export function onNotFound(c: Context): Response {
-  return respond(c, { status: 404, detail: `No route for ${c.req.method} ${c.req.path}` });
-}
-
 function patternOf(path: string): RegExp {
   const source = path.split("/").map((part) =>
     part === "*" ? ".*" : part.startsWith(":") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
@@ -175,25 +175,57 @@ function patternOf(path: string): RegExp {
 }
 
 /**
- * notFound that knows the routes: a path served for other methods is 405 with
- * `Allow` (HEAD wherever GET is); any other path is 404. `routes` is read on
- * the first miss, once every router is mounted.
+ * The app's error answers: `onError`, `onNotFound` and the route-aware
+ * `notFoundOrMethodNotAllowed`; `page` renders the problems of the requests it
+ * claims, problem+json answers the rest.
  */
-export function notFoundOrMethodNotAllowed(routes: () => readonly { method: string; path: string }[]) {
-  let table: { pattern: RegExp; method: string }[] | undefined;
-  return (c: Context): Response => {
-    table ??= routes().filter((r) => r.method !== "ALL").map((r) => ({
-      pattern: patternOf(r.path),
-      method: r.method.toUpperCase(),
-    }));
-    const allowed = new Set(table.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method));
-    if (allowed.size === 0) return onNotFound(c);
-    if (allowed.has("GET")) allowed.add("HEAD");
-    const allow = [...allowed].sort().join(", ");
-    return respond(c, {
-      status: 405,
-      detail: `${c.req.method} is not served at ${c.req.path}; use ${allow}`,
-      headers: { Allow: allow },
-    });
-  };
+export function problemAnswers({ page }: { page?: ProblemPage } = {}) {
+  const answer = (c: Context, p: Problem) => page?.(c, p) ?? problemJson(c, p);
+
+  /** Hono's onError: mapped errors keep their status; anything else is a 500 without internals. */
+  function onError(err: Error, c: Context): Response | Promise<Response> {
+    const mapped = problemFor(err);
+    if (mapped) {
+      if (mapped.status === 503) {
+        log("warn", "request refused: unavailable", { ...errorContext(c, 503), error: err.message });
+      }
+      return answer(c, mapped);
+    }
+    log("error", "unhandled error", { ...errorContext(c, 500), ...errorFields(err) });
+    return answer(c, { status: 500, detail: "Something went wrong; quote the request id when reporting it" });
+  }
+
+  /** Hono's notFound: a problem, not a bare text page. */
+  function onNotFound(c: Context): Response | Promise<Response> {
+    return answer(c, { status: 404, detail: `No route for ${c.req.method} ${c.req.path}` });
+  }
+
+  /**
+   * notFound that knows the routes: a path served for other methods is 405 with
+   * `Allow` (HEAD wherever GET is); any other path is 404. `routes` is read on
+   * the first miss, once every router is mounted.
+   */
+  function notFoundOrMethodNotAllowed(routes: () => readonly { method: string; path: string }[]) {
+    let table: { pattern: RegExp; method: string }[] | undefined;
+    return (c: Context): Response | Promise<Response> => {
+      table ??= routes().filter((r) => r.method !== "ALL").map((r) => ({
+        pattern: patternOf(r.path),
+        method: r.method.toUpperCase(),
+      }));
+      const allowed = new Set(table.filter((r) => r.pattern.test(c.req.path)).map((r) => r.method));
+      if (allowed.size === 0) return onNotFound(c);
+      if (allowed.has("GET")) allowed.add("HEAD");
+      const allow = [...allowed].sort().join(", ");
+      return answer(c, {
+        status: 405,
+        detail: `${c.req.method} is not served at ${c.req.path}; use ${allow}`,
+        headers: { Allow: allow },
+      });
+    };
+  }
+
+  return { onError, onNotFound, notFoundOrMethodNotAllowed };
 }
+
+/** The answers as problem+json only (bare apps: middleware and their tests). */
+export const { onError, onNotFound, notFoundOrMethodNotAllowed } = problemAnswers();

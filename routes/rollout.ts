@@ -24,10 +24,9 @@ export interface RolloutDeps {
 export function rolloutRoutes({ sql, rollout, tokenKey, accounts, bodyTimeoutMs }: RolloutDeps) {
   const app = new Hono<AuthEnv>();
   const admin = roleGuard(tokenKey, accounts)("ADMIN");
-  const noStore = { "Cache-Control": "no-store" };
 
   app.get("/api/v1/admin/rollout", admin, async (c) => {
-    return c.json(await rolloutState(sql), 200, noStore);
+    return c.json(await rolloutState(sql));
   });
 
   app.put("/api/v1/admin/rollout", admin, jsonBody(rolloutBody, { timeoutMs: bodyTimeoutMs }), async (c) => {
@@ -41,7 +40,7 @@ export function rolloutRoutes({ sql, rollout, tokenKey, accounts, bodyTimeoutMs 
       actor: await activeAdminEmail(sql, actorId),
     });
     rollout.set(percent);
-    return c.json(await rolloutState(sql), 200, noStore);
+    return c.json(await rolloutState(sql));
   });
   return app;
 }

@@ -13,6 +13,9 @@ export const violationKind = z.enum(VIOLATION_KINDS);
 
 const positiveId = z.int().positive().max(2_147_483_647);
 
+/** A student id as the dashboard's paths and forms carry it (text). */
+export const studentIdText = z.coerce.number().pipe(positiveId);
+
 /** POST /api/v1/auth/login */
 export const loginBody = z.strictObject({
   // No spaces or control characters (PostgreSQL text cannot even hold NUL).

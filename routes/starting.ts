@@ -4,27 +4,21 @@
  * alive on /healthz and 503 elsewhere; and, at the end of a shutdown's grace
  * period, 503 to the requests still running then (instead of a dropped connection).
  */
-import { safeJson, TITLES } from "./problem.ts";
+import { NO_STORE } from "./middleware/no_store.ts";
+import { problemBody } from "./problem.ts";
 
 /** Seconds a client cut by a shutdown is asked to wait: a restart (systemd's RestartSec=2, then start-up) or another instance. */
 export const SHUTDOWN_RETRY_AFTER_S = 5;
 
 /** A 503 problem outside the app (no Hono context): `detail`, `Retry-After`, its own request id. */
 function unavailable(request: Request, detail: string, retryAfterS: number): Response {
-  const body = {
-    type: "https://levelguard.dev/problems/service-unavailable",
-    title: TITLES[503],
-    status: 503,
-    detail,
-    instance: new URL(request.url).pathname,
-    errors: [],
-  };
-  return new Response(safeJson(body), {
+  const body = problemBody({ status: 503, detail }, new URL(request.url).pathname);
+  return new Response(body, {
     status: 503,
     headers: {
       "Content-Type": "application/problem+json",
       "Retry-After": String(retryAfterS),
-      "Cache-Control": "no-store",
+      "Cache-Control": NO_STORE,
       "X-Content-Type-Options": "nosniff",
       "X-Request-Id": crypto.randomUUID(),
     },

@@ -10,7 +10,7 @@ import { rolloutState, setRollout } from "../lib/canary/rollout.ts";
 import { CheckEvents } from "../lib/integrity/events.ts";
 import { seed } from "../lib/seed.ts";
 import { createSession, endSession, findSession, sessionLive } from "../lib/sessions.ts";
-import { liveEvents, STREAMS_PER_ADMIN } from "../routes/admin_events.ts";
+import { liveEvents, STREAMS_PER_ADMIN } from "../routes/admin/events.ts";
 import type { TestDatabase } from "./_db.ts";
 import { type TestApp, withTestApp } from "./_fixture.ts";
 
@@ -713,4 +713,52 @@ Deno.test("a browser gets errors under /admin/ as pages (status and headers kept
     const api = await app.request("/admin/login", { headers: { Accept: "application/json" } });
     assertEquals(api.status, 429);
     assertMatch(api.headers.get("content-type") ?? "", /^application\/problem\+json/);
+  }));
+
+Deno.test("the dashboard's refusals come from the one error mapping: a page for a browser, a problem naming the field for other clients", () =>
+  withTestApp(async ({ db, app, deps }) => {
+    await seeded(db);
+    await setRollout(db.sql, { percent: 0, reason: "closed", source: "cli", actorId: null, actor: "test" });
+    deps.rollout.set(0);
+    const c = client(app);
+    await signIn(c);
+    const token = csrfIn(await (await c.get("/admin/health")).text());
+    const html = { accept: "text/html,application/xhtml+xml" };
+    const kind = (res: Response) => (res.headers.get("content-type") ?? "").split(";")[0];
+
+    // Advancing from outside the rollout: 403, a page saying why for the browser, a problem otherwise.
+    const page = await c.post("/admin/rollout", { _csrf: token, action: "advance" }, html);
+    assertEquals([page.status, kind(page)], [403, "text/html"]);
+    assertMatch(await page.text(), /<h1>Forbidden<\/h1>[\s\S]*Advancing needs the canary&#39;s verdict/);
+    const problem = await c.post("/admin/rollout", { _csrf: token, action: "advance" });
+    assertEquals([problem.status, kind(problem)], [403, "application/problem+json"]);
+    assertMatch((await problem.json()).detail, /^Advancing needs the canary's verdict/);
+    // A percentage that is none: 400 naming the field.
+    const bad = await c.post("/admin/rollout", { _csrf: token, action: "set", percent: "250" });
+    assertEquals([bad.status, (await bad.json()).errors.map((e: { field: string }) => e.field)], [400, [
+      "percent",
+    ]]);
+    assertEquals((await rolloutState(db.sql)).percent, 0, "nothing changed");
+
+    // A student that does not exist, or a repair form naming one that cannot exist: 404.
+    await setRollout(db.sql, { percent: 100, reason: "open", source: "cli", actorId: null, actor: "test" });
+    deps.rollout.set(100);
+    const missing = await c.get("/admin/students/999999", html);
+    assertEquals([missing.status, kind(missing)], [404, "text/html"]);
+    assertMatch(await missing.text(), /<h1>Not found<\/h1>[\s\S]*No user with id 999999/);
+    const missingProblem = await c.get("/admin/students/abc");
+    assertEquals([missingProblem.status, kind(missingProblem)], [404, "application/problem+json"]);
+    await missingProblem.body?.cancel();
+    const repair = await c.post("/admin/health/repair", { _csrf: token, student_id: "abc" }, {
+      "hx-request": "true",
+    });
+    assertEquals([repair.status, kind(repair)], [404, "application/problem+json"]);
+    await repair.body?.cancel();
+
+    // An expired form, posted by a browser: a page saying so, not plain text.
+    const expired = await c.post("/admin/health/check", { _csrf: "x".repeat(43) }, html);
+    assertEquals([expired.status, kind(expired)], [403, "text/html"]);
+    assertMatch(await expired.text(), /This form has expired or did not come from this site/);
+    const [{ n }] = await db.sql`SELECT count(*)::int AS n FROM integrity_checks`;
+    assertEquals(n, 0, "no check ran");
   }));

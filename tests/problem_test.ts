@@ -11,12 +11,14 @@ import {
   Unauthenticated,
   Unavailable,
 } from "../lib/errors.ts";
+import { noStore } from "../routes/middleware/no_store.ts";
 import { HttpProblem, onError, onNotFound } from "../routes/problem.ts";
 import { capturingStderr } from "./_fixture.ts";
 
-/** An app whose one route throws `err`. */
+/** An app whose one route throws `err` (with the app's no-store middleware, as createApp mounts it). */
 function throwing(err: unknown) {
   const app = new Hono();
+  app.use(noStore());
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.onError(onError);
   app.notFound(onNotFound);

@@ -3,7 +3,7 @@
  * DELETE, ...) sent as a form, or with no Content-Type, unless its `Origin` (or
  * `Sec-Fetch-Site: same-origin`) says it comes from this site. Its refusal is a
  * bare "Forbidden"; here it becomes a problem whose detail says what was
- * missing, which page_errors.tsx shows to a browser as a page.
+ * missing, which routes/admin/error_page.tsx shows to a browser as a page.
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { csrf } from "hono/csrf";

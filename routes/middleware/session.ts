@@ -9,6 +9,7 @@ import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
 import type { Sql } from "../../lib/db.ts";
+import { Forbidden } from "../../lib/errors.ts";
 import { findSession, sameSecret, type Session } from "../../lib/sessions.ts";
 import type { TrustedProxies } from "../../lib/forwarded.ts";
 import { isTls } from "./forwarded.ts";
@@ -80,6 +81,12 @@ export function safeNext(next: string | undefined): string {
     : "/admin/health";
 }
 
+/** Who is signed in, as the pages' layout shows them. */
+export function viewerOf(c: Context<SessionEnv>): { email: string; csrfToken: string } {
+  const { email, csrfToken } = c.get("session");
+  return { email, csrfToken };
+}
+
 /**
  * Requires a live ADMIN session. Without one: a page request goes to the
  * sign-in page and comes back afterwards; an htmx request is told to go there
@@ -103,9 +110,8 @@ export function requireSession({ sql, trustProxy }: { sql: Sql; trustProxy: Trus
       const form = await readForm(c);
       const posted = c.req.header("x-csrf-token") ?? form._csrf;
       if (!posted || !sameSecret(posted, session.csrfToken)) {
-        return c.text(
-          "This form has expired or did not come from this site; reload the page and try again.",
-          403,
+        throw new Forbidden(
+          "This form has expired or did not come from this site; reload the page and try again",
         );
       }
       c.set("form", form);

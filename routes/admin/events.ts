@@ -12,7 +12,8 @@
  */
 import type { Context } from "hono";
 import { streamSSE } from "hono/streaming";
-import type { CheckEvent, CheckEvents } from "../lib/integrity/events.ts";
+import { Unavailable } from "../../lib/errors.ts";
+import type { CheckEvent, CheckEvents } from "../../lib/integrity/events.ts";
 
 /** Streams one admin may hold (tabs, over all their sessions). */
 export const STREAMS_PER_ADMIN = 4;
@@ -60,10 +61,9 @@ export function liveEvents(events: CheckEvents, options: LiveOptions) {
   }
 
   function stream(c: Context, owner: StreamOwner) {
-    if (open >= MAX_STREAMS) return c.text("Too many live streams; the page refreshes on its timer.", 503);
+    if (open >= MAX_STREAMS) throw new Unavailable("Too many live streams; the page refreshes on its timer");
     const mine = byUser.get(owner.userId) ?? [];
     if (mine.length >= STREAMS_PER_ADMIN) mine.shift()?.close(false);
-    c.header("Cache-Control", "no-store");
     return streamSSE(c, async (sse) => {
       open++;
       let closed = false;
