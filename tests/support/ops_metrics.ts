@@ -1,10 +1,11 @@
 /**
- * Which metrics the ops files use: the alert rules (ops/prometheus/alerts.yml) and the Grafana
- * dashboard (ops/grafana/dashboards/levelguard.json). Tests compare this with what Levelguard
- * exposes, so a renamed metric cannot silently empty a panel or disarm an alert.
+ * Which metrics the ops files use: the alerting and recording rules (ops/prometheus/alerts.yml) and
+ * the Grafana dashboard (ops/grafana/dashboards/levelguard.json). Tests compare this with what
+ * Levelguard exposes, so a renamed metric cannot silently empty a panel or disarm an alert. A
+ * recorded series (`job:…:p95_5m`) counts as the scraped metrics its recording rule reads.
  *
- * Metric names are picked out of PromQL lexically (see `metricNames`), which is enough for
- * selector-style expressions like ours; a name written as `{__name__="…"}` is not seen.
+ * Metric names are picked out of PromQL lexically (see `metricNames`, `metricSelectors`), which is
+ * enough for selector-style expressions like ours; a name written as `{__name__="…"}` is not seen.
  */
 
 import { parse } from "yaml";
@@ -27,6 +28,19 @@ export interface AlertRule {
   annotations: Record<string, string>;
 }
 
+/** One recording rule of alerts.yml. */
+export interface RecordingRule {
+  group: string;
+  record: string;
+  expr: string;
+}
+
+/** A metric selector of a PromQL expression: the name and its label matchers (`{…}`, or ""). */
+export interface Selector {
+  name: string;
+  matchers: string;
+}
+
 /** One query of a Grafana panel. */
 export interface PanelQuery {
   panel: string;
@@ -36,6 +50,7 @@ export interface PanelQuery {
 /** Host metrics the ops files use; node_exporter exposes them, not Levelguard. */
 export const NODE_EXPORTER_METRICS: readonly string[] = [
   "node_filesystem_avail_bytes",
+  "node_filesystem_readonly",
   "node_filesystem_size_bytes",
   "node_memory_MemAvailable_bytes",
   "node_memory_MemTotal_bytes",
@@ -223,6 +238,49 @@ export function metricNames(expr: string): string[] {
 }
 
 /**
+ * Every metric selector of a PromQL expression, in order: a metric name (as `metricNames` finds
+ * them) with the text of its label matchers, braces included (`{job="node", fstype!~"tmpfs"}`), or
+ * "" when it has none. Strings, ranges and grouping lists are skipped; a matcher's string may hold
+ * braces.
+ */
+export function metricSelectors(expr: string): Selector[] {
+  const s = stripComments(expr);
+  // The same text with every string's content and every grouping list blanked, so that what is
+  // left at brace depth 0 is names, operators and numbers; offsets stay those of `s`.
+  let masked = s.replace(
+    /"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g,
+    (m) => m[0] + " ".repeat(m.length - 2) + m[0],
+  );
+  masked = masked.replace(
+    /\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g,
+    (m) => " ".repeat(m.length),
+  );
+  masked = masked.replace(/\[[^\]]*\]/g, (m) => " ".repeat(m.length));
+  masked = masked.replace(/\$\{[^}]*\}|\$[A-Za-z0-9_]+/g, (m) => " ".repeat(m.length));
+  const out: Selector[] = [];
+  let depth = 0;
+  for (let i = 0; i < masked.length; i++) {
+    const ch = masked[i];
+    if (ch === "{") depth++;
+    else if (ch === "}") depth--;
+    if (depth > 0 || !/[A-Za-z_:]/.test(ch) || (i > 0 && /[\w.:]/.test(masked[i - 1]))) continue;
+    const name = /^[A-Za-z_:][A-Za-z0-9_:]*/.exec(masked.slice(i))![0];
+    const rest = masked.slice(i + name.length);
+    i += name.length - 1;
+    if (/^\s*\(/.test(rest) || NOT_METRICS.has(name)) continue;
+    const brace = /^\s*\{/.exec(rest);
+    if (!brace) {
+      out.push({ name, matchers: "" });
+      continue;
+    }
+    const open = i + 1 + brace[0].length - 1;
+    const close = masked.indexOf("}", open);
+    out.push({ name, matchers: s.slice(open, close + 1) });
+  }
+  return out;
+}
+
+/**
  * The metric family of a series name: `x_bucket` is histogram `x`; `x_sum` and `x_count` are `x`
  * only when `x` is one of `histograms` (a counter may well be called `…_count`).
  */
@@ -262,6 +320,23 @@ export async function alertRules(): Promise<AlertRule[]> {
   return rules;
 }
 
+/** The recording rules of ops/prometheus/alerts.yml, in file order. */
+export async function recordingRules(): Promise<RecordingRule[]> {
+  const doc = asMap(parseYaml(await Deno.readTextFile(ALERTS_FILE)), "alerts.yml");
+  const rules: RecordingRule[] = [];
+  for (const group of asList(doc.groups, "groups")) {
+    const g = asMap(group, "group");
+    const name = asString(g.name, "group name");
+    for (const rule of asList(g.rules, `rules of ${name}`)) {
+      const r = asMap(rule, `rule of ${name}`);
+      if (r.record === undefined) continue;
+      const record = asString(r.record, "record");
+      rules.push({ group: name, record, expr: asString(r.expr, `expr of ${record}`) });
+    }
+  }
+  return rules;
+}
+
 /** Every query of every panel of the Grafana dashboard (rows' nested panels included). */
 export async function dashboardQueries(): Promise<PanelQuery[]> {
   const dashboard = JSON.parse(await Deno.readTextFile(DASHBOARD_FILE));
@@ -281,26 +356,37 @@ export async function dashboardQueries(): Promise<PanelQuery[]> {
   return out;
 }
 
-/** Every metric name (raw, with histogram suffixes) the alerts and panels use, with where. */
+/**
+ * Every metric name (raw, with histogram suffixes) the recording rules, alerts and panels use, with
+ * where. A series a recording rule of alerts.yml records stands for the names its expression reads
+ * (recursively); a recorded-looking name no rule records is kept as it is, so that it shows up as
+ * missing from a scrape.
+ */
 async function rawUsage(): Promise<Map<string, string[]>> {
-  const usage = new Map<string, string[]>();
-  const add = (name: string, place: string) => {
-    const places = usage.get(name) ?? [];
-    if (!places.includes(place)) places.push(place);
-    usage.set(name, places);
+  const recorded = new Map((await recordingRules()).map((r) => [r.record, r.expr]));
+  const sources = (name: string, seen: Set<string> = new Set()): string[] => {
+    const expr = recorded.get(name);
+    if (expr === undefined || seen.has(name)) return [name];
+    seen.add(name);
+    return metricNames(expr).flatMap((n) => sources(n, seen));
   };
-  for (const rule of await alertRules()) {
-    for (const name of metricNames(rule.expr)) add(name, `alerts.yml: ${rule.alert}`);
-  }
-  for (const query of await dashboardQueries()) {
-    for (const name of metricNames(query.expr)) add(name, `levelguard.json: ${query.panel}`);
-  }
+  const usage = new Map<string, string[]>();
+  const add = (expr: string, place: string) => {
+    for (const name of metricNames(expr).flatMap((n) => sources(n))) {
+      const places = usage.get(name) ?? [];
+      if (!places.includes(place)) places.push(place);
+      usage.set(name, places);
+    }
+  };
+  for (const rule of recorded.keys()) add(rule, `alerts.yml: ${rule}`);
+  for (const rule of await alertRules()) add(rule.expr, `alerts.yml: ${rule.alert}`);
+  for (const query of await dashboardQueries()) add(query.expr, `levelguard.json: ${query.panel}`);
   return usage;
 }
 
 /**
- * Levelguard's and its process's metric families used by an alert or a dashboard panel, each with
- * where (`alerts.yml: <alert>`, `levelguard.json: <panel title>`), sorted by name; node_exporter's
+ * Levelguard's and its process's metric families used by a rule or a dashboard panel, each with
+ * where (`alerts.yml: <record or alert>`, `levelguard.json: <panel title>`), sorted by name; node_exporter's
  * node_* metrics and Prometheus's own series (`up`) are left out. Histogram series map to their family.
  */
 export async function metricsUsedByOps(): Promise<Map<string, string[]>> {
@@ -322,6 +408,18 @@ export async function metricsUsedByOps(): Promise<Map<string, string[]>> {
 /** The node_* metric names the alerts and panels use (should equal NODE_EXPORTER_METRICS). */
 export async function nodeMetricsUsedByOps(): Promise<string[]> {
   return [...(await rawUsage()).keys()].filter((n) => n.startsWith("node_")).sort();
+}
+
+/**
+ * alerts.yml's deploy-time values as its header states them: the runbook base (`runbook base  <url>`)
+ * and the sed line that changes them (`#   sed -i …`), without the comment marker.
+ */
+export async function deployTimeValues(): Promise<{ runbookBase: string; sedLine: string }> {
+  const text = await Deno.readTextFile(ALERTS_FILE);
+  const base = /^#\s+runbook base\s+(\S+)$/m.exec(text);
+  const sed = /^#\s+(sed -i .*)$/m.exec(text);
+  if (!base || !sed) throw new Error("alerts.yml: the header names no runbook base or no sed line");
+  return { runbookBase: base[1], sedLine: sed[1] };
 }
 
 /** The docs/runbooks.md anchors the alerts' runbook_url annotations point at, sorted, unique. */
