@@ -6,6 +6,7 @@
 import { Accounts, sqlAccountSource } from "./accounts.ts";
 import { Admission } from "./admission.ts";
 import type { Config } from "./config.ts";
+import { AwardBatcher, sqlAwardSender } from "./award_batcher.ts";
 import { AutoRollback } from "./canary/auto_rollback.ts";
 import { RequestStats } from "./canary/request_stats.ts";
 import { RolloutCache } from "./canary/rollout_cache.ts";
@@ -29,6 +30,8 @@ export interface Services {
   migrations: Migration[];
   /** Whether the database is reachable, as requests see it. */
   watch: DatabaseWatch;
+  /** XP awards, sent alone or together with those that queued for a busy pool (group commit). */
+  awards: AwardBatcher;
   /** Full checks starting and ending, on this instance or (with LISTEN) any other. */
   events: CheckEvents;
   /**
@@ -97,13 +100,19 @@ export async function buildServices(
   const accounts = new Accounts(sqlAccountSource(db.sql), {
     onError: () => metrics.backgroundErrors.inc({ task: "accounts" }),
   });
+  const poolSize = db.sql.options?.max ?? config.DB_POOL_MAX;
+  // One call in flight per pool connection: what arrives meanwhile goes with the next call.
+  const awards = new AwardBatcher(sqlAwardSender(db.sql), {
+    lanes: poolSize,
+    onSend: (size) => metrics.xpBatchSize.observe(size),
+  });
   const metrics = new Metrics({
     status: () => status.report(),
     passwords,
     databasePending: () => watch.waiting,
     replica: replica ? () => replica.state : undefined,
     connections: db.kind !== "embedded" ? () => connectionCounts(db.sql) : undefined,
-    poolSize: db.sql.options?.max ?? config.DB_POOL_MAX,
+    poolSize,
     rolloutPercent: () => rollout.percent(),
     activeAdminIds: () => activeAdminIds(db.sql),
     commit: commit(),
@@ -128,6 +137,7 @@ export async function buildServices(
     runner,
     migrations: migrations ?? await readMigrations(),
     watch,
+    awards,
     events,
     accounts,
     status,

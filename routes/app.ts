@@ -84,7 +84,13 @@ export function createApp(deps: AppDeps) {
   const answerWithinMs = config.DB_CONNECT_TIMEOUT_S * 1000 + 1000;
   app.route(
     "/",
-    progressRoutes({ sql, tokenKey, accounts: deps.accounts, answerWithinMs, metrics: deps.metrics }),
+    progressRoutes({
+      awards: deps.awards,
+      tokenKey,
+      accounts: deps.accounts,
+      answerWithinMs,
+      metrics: deps.metrics,
+    }),
   );
   app.route(
     "/api/v1/health",
