@@ -52,42 +52,62 @@ const award = (studentId: number): XpChange => ({
 /** Lets pending promise callbacks run. */
 const settle = () => new Promise((r) => setTimeout(r, 0));
 
-Deno.test("an award that finds a lane free is sent at once, alone", async () => {
+Deno.test("an award that arrives while none is in flight is sent at once, alone", async () => {
   const { sender, calls } = heldSender();
   const sizes: number[] = [];
   const batcher = new AwardBatcher(sender, { lanes: 2, onSend: (n) => sizes.push(n) });
   const first = batcher.apply(award(1));
-  const second = batcher.apply(award(2));
-  // Sent before anything was awaited: no added latency while a lane is free.
-  assertEquals(calls.map((c) => c.ids), [[1], [2]]);
-  assertEquals(sizes, [1, 1]);
-  calls.forEach((c) => c.settle());
+  // Sent before anything was awaited: an idle service adds no latency.
+  assertEquals(calls.map((c) => c.ids), [[1]]);
+  assertEquals(sizes, [1]);
+  calls[0].settle();
   assertEquals((await first).body, `{"student_id":1}`);
-  assertEquals((await second).body, `{"student_id":2}`);
+  const second = batcher.apply(award(2));
+  assertEquals(calls.map((c) => c.ids), [[1], [2]], "idle again: the next one goes at once too");
+  calls[1].settle();
+  await second;
 });
 
-Deno.test("awards that arrive while every lane is busy go together with the first lane that comes back", async () => {
+Deno.test("awards that arrive while one is in flight go together, at the end of the turn, on a free lane", async () => {
   const { sender, calls } = heldSender();
   const sizes: number[] = [];
   const batcher = new AwardBatcher(sender, { lanes: 2, onSend: (n) => sizes.push(n) });
-  const answers = [1, 2, 3, 4, 5].map((id) => batcher.apply(award(id)));
-  assertEquals(calls.map((c) => c.ids), [[1], [2]]);
+  const answers = [1, 2, 3, 4].map((id) => batcher.apply(award(id)));
+  assertEquals(calls.map((c) => c.ids), [[1]]);
   assertEquals(batcher.waiting, 3);
-  calls[0].settle();
   await settle();
-  assertEquals(calls.map((c) => c.ids), [[1], [2], [3, 4, 5]], "the three waiting, in arrival order");
+  assertEquals(calls.map((c) => c.ids), [[1], [2, 3, 4]], "the turn's three, in arrival order, on lane 2");
   assertEquals(batcher.waiting, 0);
-  calls[1].settle();
-  calls[2].settle();
+  calls.forEach((c) => c.settle());
   const bodies = (await Promise.all(answers)).map((a) => a.body);
-  assertEquals(bodies, [1, 2, 3, 4, 5].map((id) => `{"student_id":${id}}`));
-  assertEquals(sizes, [1, 1, 3]);
+  assertEquals(bodies, [1, 2, 3, 4].map((id) => `{"student_id":${id}}`));
+  assertEquals(sizes, [1, 3]);
+});
+
+Deno.test("awards that arrive while every lane is busy go with the first lane that comes back", async () => {
+  const { sender, calls } = heldSender();
+  const batcher = new AwardBatcher(sender, { lanes: 2 });
+  const early = [1, 2, 3].map((id) => batcher.apply(award(id)));
+  await settle();
+  assertEquals(calls.map((c) => c.ids), [[1], [2, 3]]);
+  const late = [4, 5, 6].map((id) => batcher.apply(award(id)));
+  await settle();
+  assertEquals(calls.length, 2, "no lane free: they wait");
+  assertEquals(batcher.waiting, 3);
+  calls[1].settle();
+  await settle();
+  assertEquals(calls.map((c) => c.ids), [[1], [2, 3], [4, 5, 6]]);
+  calls[0].settle();
+  calls[2].settle();
+  assertEquals((await Promise.all([...early, ...late])).length, 6);
 });
 
 Deno.test("a call carries at most maxBatch awards; the rest go with the next free lane", async () => {
   const { sender, calls } = heldSender();
   const batcher = new AwardBatcher(sender, { lanes: 1, maxBatch: 3 });
   const answers = [1, 2, 3, 4, 5, 6, 7].map((id) => batcher.apply(award(id)));
+  await settle();
+  assertEquals(calls.map((c) => c.ids), [[1]]);
   calls[0].settle();
   await settle();
   assertEquals(calls.map((c) => c.ids), [[1], [2, 3, 4]]);
