@@ -28,6 +28,7 @@ import {
   type XpChange,
 } from "./coupling.ts";
 import type { Sql } from "./db.ts";
+import { outsideRequestScope } from "./log.ts";
 
 /** How awards reach the database: one alone, or several in one call (each answered on its own). */
 export interface AwardSender {
@@ -111,7 +112,8 @@ export class AwardBatcher {
       const batch = this.#queue.splice(0, this.#maxBatch);
       this.#inFlight++;
       this.options.onSend?.(batch.length);
-      this.#call(batch).finally(() => this.#landed());
+      // Started from whichever request's turn or call came first: its log lines must not name that request.
+      outsideRequestScope(() => this.#call(batch)).finally(() => this.#landed());
     }
   }
 

@@ -7,6 +7,8 @@ import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { AwardBatcher, type AwardSender } from "../lib/award_batcher.ts";
 import type { AppliedChange, Settled, XpChange } from "../lib/coupling.ts";
 import { NotFound } from "../lib/errors.ts";
+import { inRequestScope, log } from "../lib/log.ts";
+import { capturingStderr } from "./_fixture.ts";
 
 /** A sender whose calls wait until the test settles them; it records what each call carried. */
 function heldSender() {
@@ -148,4 +150,24 @@ Deno.test("a call that fails outright fails its awards, and its lane serves the 
   assertEquals(calls.at(-1)!.ids, [9], "the lane is free again: the next award goes at once");
   calls.at(-1)!.settle();
   assert((await later).body.includes("9"));
+});
+
+Deno.test("work done for a batch is logged without the fields of the request that happened to start it", async () => {
+  const { sender, calls } = heldSender();
+  const many = sender.many;
+  sender.many = (changes) => {
+    log("warn", "batch sent", { changes: changes.length });
+    return many(changes);
+  };
+  const batcher = new AwardBatcher(sender, { lanes: 2 });
+  const { lines } = await capturingStderr(async () => {
+    const answers = [1, 2, 3].map((id) =>
+      inRequestScope(() => ({ request_id: `request-${id}` }), () => batcher.apply(award(id)))
+    );
+    await settle();
+    calls.forEach((c) => c.settle());
+    await Promise.all(answers);
+  });
+  const line = JSON.parse(lines.find((l) => l.includes("batch sent"))!);
+  assertEquals([line.changes, line.request_id], [2, undefined]);
 });

@@ -40,16 +40,28 @@ const args = argsOrExit({
 });
 const here = (name: string) => fileURLToPath(new URL(name, import.meta.url));
 
-/** CPU seconds of every PostgreSQL process of the cluster (its postmaster's children included). */
-function postgresCpu(): number {
-  let total = 0;
+/**
+ * CPU seconds of the benchmark's PostgreSQL cluster: its postmaster (found by the port in its
+ * command line), the backends and workers it started, and those that have exited (reaped by the
+ * postmaster, so counted in its children's time). Other clusters on the machine are not counted.
+ */
+function clusterCpu(port: string): number {
+  const stats = new Map<number, string[]>();
+  let postmaster: number | undefined;
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
-      const cmd = Deno.readTextFileSync(`/proc/${entry.name}/cmdline`);
-      if (cmd.startsWith("postgres")) total += cpuSeconds(Number(entry.name));
+      const pid = Number(entry.name);
+      stats.set(pid, Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1].split(" "));
+      const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+      if (cmd.includes(`port=${port} `) || cmd.endsWith(`port=${port}`)) postmaster ??= pid;
     } catch { /* gone */ }
   }
+  if (postmaster === undefined) return 0;
+  const seconds = (f: string[], from: number, to: number) =>
+    f.slice(from, to + 1).reduce((sum, v) => sum + Number(v), 0) / 100;
+  let total = seconds(stats.get(postmaster)!, 11, 14);
+  for (const f of stats.values()) if (Number(f[1]) === postmaster) total += seconds(f, 11, 12);
   return total;
 }
 
@@ -58,6 +70,8 @@ const bench = await benchServer({
   env: { ...(args.pool ? { DB_POOL_MAX: String(args.pool) } : {}), SCAN_ENABLED: "0" },
 });
 const pool = args.pool ?? configSchema.shape.DB_POOL_MAX.parse(undefined);
+const port = new URL(bench.cluster.url).port;
+const postgresCpu = () => clusterCpu(port);
 const pgbenchClients = args["pgbench-clients"];
 
 /** The server's calls so far and the awards they carried (levelguard_xp_batch_size). */
@@ -92,6 +106,7 @@ try {
   bench.server.kill("SIGTERM");
   await bench.server.status;
 
+  const pgbench0 = postgresCpu();
   const out = await run("pgbench", [
     "-n",
     "-f",
@@ -111,10 +126,12 @@ try {
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1]);
   const lat = Number(/latency average = ([\d.]+) ms/.exec(out)?.[1]);
   const failed = Number(/number of failed transactions: (\d+)/.exec(out)?.[1] ?? 0);
+  const done = Number(/number of transactions actually processed: (\d+)/.exec(out)?.[1] ?? 0);
+  const pgbenchCpu = `${(((postgresCpu() - pgbench0) / Math.max(1, done)) * 1e6).toFixed(0)} µs`;
   rows.push(
     `| pgbench, same apply_xp | ${pgbenchClients} clients | ${tps.toFixed(0)} | avg ${
       lat.toFixed(1)
-    } | | | ${failed} | | | 1 |`,
+    } | | | ${failed} | | ${pgbenchCpu} | 1 |`,
   );
   rows.push(`| **ratio HTTP / pgbench** | | **${(httpBest / tps).toFixed(2)}** | | | | | | | |`);
   console.error(rows.at(-2), "\n", rows.at(-1));
