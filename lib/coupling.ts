@@ -25,7 +25,10 @@ export interface AppliedChange {
 /** Attempts per change: the first plus up to three retries of transient failures. */
 export const MAX_ATTEMPTS = 4;
 
-/** What `apply_xp` (migrations/0011, named outcomes since 0005) and `apply_xp_batch` (0014) answer; anything else throws. */
+/**
+ * What `apply_xp` (migrations/0011, named outcomes since 0005) and `apply_xp_batch` (0014) answer;
+ * anything else throws.
+ */
 type Outcome = "applied" | "replayed" | "unknown_student" | "key_conflict" | "actor_inactive" | "expired";
 
 /** What the database answered for one change. */
@@ -124,6 +127,7 @@ export async function applyXpChanges(sql: Sql, changes: XpChange[]): Promise<Set
   return answers;
 }
 
+/** `fn`'s result or error as a value (a batch answers every change, failed or not). */
 function settled(fn: () => AppliedChange): Settled;
 function settled(fn: () => Promise<AppliedChange>): Promise<Settled>;
 function settled(fn: () => AppliedChange | Promise<AppliedChange>): Settled | Promise<Settled> {
