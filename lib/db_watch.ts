@@ -38,7 +38,11 @@ export class DatabaseWatch {
   #probing = false;
   #suspecting = false;
   #stopped = false;
-  /** Looks for long waits while there are any (one timer for all requests, not one each). */
+  /**
+   * Looks for long waits while there are any (one timer for all requests, not one each). It stops
+   * itself at a tick that finds none: started and cleared per request it cost ~13 µs of a status
+   * read's ~60 (bench:status, where each request is the only one waiting for a moment).
+   */
   #sweep: ReturnType<typeof setInterval> | undefined;
 
   constructor(private readonly options: WatchOptions) {}
@@ -64,10 +68,7 @@ export class DatabaseWatch {
     }
     return {
       cut: promise,
-      done: () => {
-        this.#waits.delete(cut);
-        if (this.#waits.size === 0) this.#stopSweep();
-      },
+      done: () => void this.#waits.delete(cut),
     };
   }
 
@@ -82,8 +83,13 @@ export class DatabaseWatch {
 
   /** A request has waited long: one probe at a time says whether the database is still there. */
   async #lookForLongWaits() {
+    if (this.#waits.size === 0) {
+      this.#stopSweep();
+      return;
+    }
     if (this.#down || this.#suspecting) return;
-    const oldest = Math.min(...this.#waits.values());
+    // Entries keep their insertion order: the first is the oldest.
+    const oldest = this.#waits.values().next().value!;
     if (performance.now() - oldest < this.#suspectAfterMs) return;
     this.#suspecting = true;
     try {

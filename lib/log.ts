@@ -27,6 +27,11 @@ export function inRequestScope<T>(fields: ScopeFields, fn: () => T): T {
   return requestScope.run({ fields }, fn);
 }
 
+/** Runs `fn` outside any request's scope: work done for several requests at once (a batch) names none. */
+export function outsideRequestScope<T>(fn: () => T): T {
+  return requestScope.exit(fn);
+}
+
 /** Writes one JSON log line; its own fields win over the request's. */
 export function log(level: Level, msg: string, fields: Record<string, unknown> = {}) {
   if (quiet && (level === "info" || level === "debug")) return;

@@ -238,6 +238,12 @@ export class Metrics {
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
+  readonly xpBatchSize = new client.Histogram({
+    name: "levelguard_xp_batch_size",
+    help: "Awards per database call: 1 when sent alone, more when they queued for a busy pool (group commit)",
+    buckets: [1, 2, 4, 8, 16, 32],
+    registers: [this.registry],
+  });
   readonly databaseErrors = new client.Counter({
     name: "levelguard_database_errors_total",
     help: "Requests refused because of the database, by kind (down, busy)",

@@ -8,6 +8,7 @@ import { AdaptiveLimit } from "./adaptive_limit.ts";
 import { Admission } from "./admission.ts";
 import type { PasswordChecks } from "./auth.ts";
 import type { Config } from "./config.ts";
+import { AwardBatcher, sqlAwardSender } from "./award_batcher.ts";
 import { AutoRollback } from "./canary/auto_rollback.ts";
 import { RequestStats } from "./canary/request_stats.ts";
 import { RolloutCache } from "./canary/rollout_cache.ts";
@@ -33,6 +34,8 @@ export interface Services {
   migrations: Migration[];
   /** Whether the database is reachable, as requests see it. */
   watch: DatabaseWatch;
+  /** XP awards, sent alone or together with those that queued for a busy pool (group commit). */
+  awards: AwardBatcher;
   /** Full checks starting and ending, on this instance or (with LISTEN) any other. */
   events: CheckEvents;
   /**
@@ -112,6 +115,12 @@ export async function buildServices(
     verified,
     upgrades: new PasswordUpgrades(db.sql, passwords),
   };
+  const poolSize = db.sql.options?.max ?? config.DB_POOL_MAX;
+  // One call in flight per pool connection: what arrives meanwhile goes with the next call.
+  const awards = new AwardBatcher(sqlAwardSender(db.sql), {
+    lanes: poolSize,
+    onSend: (size) => metrics.xpBatchSize.observe(size),
+  });
   const metrics = new Metrics({
     status: () => status.report(),
     passwords,
@@ -119,7 +128,7 @@ export async function buildServices(
     databasePending: () => watch.waiting,
     replica: replica ? () => replica.state : undefined,
     connections: db.kind !== "embedded" ? () => connectionCounts(db.sql) : undefined,
-    poolSize: db.sql.options?.max ?? config.DB_POOL_MAX,
+    poolSize,
     rolloutPercent: () => rollout.percent(),
     activeAdminIds: () => activeAdminIds(db.sql),
     commit: commit(),
@@ -144,6 +153,7 @@ export async function buildServices(
     runner,
     migrations: migrations ?? await readMigrations(),
     watch,
+    awards,
     events,
     accounts,
     status,

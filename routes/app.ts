@@ -96,7 +96,7 @@ export function createApp(deps: AppDeps) {
   app.route(
     "/",
     progressRoutes({
-      sql,
+      awards: deps.awards,
       tokenKey,
       accounts: deps.accounts,
       answerWithinMs,

@@ -1,8 +1,7 @@
 /** POST /api/v1/specializations/progress/update: XP through the coupling enforcer. */
 import { Hono } from "hono";
 import type { AccountLookup } from "../lib/accounts.ts";
-import { applyXpChange } from "../lib/coupling.ts";
-import type { Sql } from "../lib/db.ts";
+import type { AwardBatcher } from "../lib/award_batcher.ts";
 import type { Metrics } from "../lib/metrics.ts";
 import { Invalid } from "../lib/errors.ts";
 import type { AuthEnv } from "./env.ts";
@@ -19,8 +18,8 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** The progress update endpoint (ADMIN, INSTRUCTOR). */
 export function progressRoutes(
-  { sql, tokenKey, accounts, answerWithinMs, metrics, bodyTimeoutMs }: {
-    sql: Sql;
+  { awards, tokenKey, accounts, answerWithinMs, metrics, bodyTimeoutMs }: {
+    awards: AwardBatcher;
     tokenKey: Uint8Array;
     accounts: AccountLookup;
     answerWithinMs: number;
@@ -44,7 +43,7 @@ export function progressRoutes(
       }
       const body = c.req.valid("json");
       c.set("writeInFlight", true);
-      const { body: json, replayed } = await applyXpChange(sql, {
+      const { body: json, replayed } = await awards.apply({
         studentId: body.student_id,
         specializationId: body.specialization_id,
         xpChange: body.xp_change,

@@ -4,11 +4,13 @@
  * ever applied twice, not even when the connection drops after the commit.
  */
 import postgres from "postgres";
-import { assertEquals } from "./_assert.ts";
-import { MAX_ATTEMPTS } from "../lib/coupling.ts";
+import { assert, assertEquals } from "./_assert.ts";
+import { applyXpChanges, MAX_ATTEMPTS } from "../lib/coupling.ts";
+import { Unavailable } from "../lib/errors.ts";
 import { clientOptions } from "../lib/db.ts";
 import { hasServer, type TestDatabase } from "./_db.ts";
 import { type App, award, withTestApp } from "./_fixture.ts";
+import { INSTRUCTOR_ID } from "./_students.ts";
 
 /**
  * Makes the next `times` ledger inserts fail with `code` inside the update's
@@ -211,4 +213,45 @@ Deno.test({
     assertEquals((await res.json()).title, "Service unavailable");
     // It did commit: the client was told the outcome is unknown, and it was not applied again.
     assertEquals(await state(db, 3), { xp: 731337, progress_level: 8, license_level: 8, events: 1 });
+  }));
+
+Deno.test({
+  name:
+    "a connection lost after a batch committed: awards with an Idempotency-Key replay, the others are told the outcome is unknown, none applies twice",
+  ignore: !hasServer,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, () =>
+  withTestApp({ pool: 2, students: 3 }, async ({ db }) => {
+    const proxy = dropAfterCommitProxy(new URL(db.url));
+    const sql = postgres(
+      proxy.url,
+      clientOptions({ DB_CONNECT_TIMEOUT_S: 10, DB_STATEMENT_TIMEOUT_MS: 60_000 }, 2),
+    );
+    try {
+      const award = (studentId: number, specializationId: string, xpChange: number, key?: string) => ({
+        studentId,
+        specializationId,
+        xpChange,
+        actorId: INSTRUCTOR_ID,
+        requestId: `batch-${studentId}`,
+        idempotencyKey: key,
+      });
+      proxy.arm("lost-batch-key");
+      const [keyed, plain] = await applyXpChanges(sql, [
+        award(1, "PLAYER", 150, "lost-batch-key"),
+        award(2, "COACH", 40),
+      ]);
+      assertEquals(proxy.drops, 1, "the batch committed and its answer was dropped");
+      assert(keyed.ok, "the award with a key is sent again and replays");
+      assertEquals(keyed.value.replayed, true);
+      assertEquals(JSON.parse(keyed.value.body).progress.total_xp, 150);
+      assert(!plain.ok && plain.error instanceof Unavailable);
+      assertEquals((plain.error as Error).message.includes("may or may not have been applied"), true);
+      assertEquals(await state(db, 1), { xp: 150, progress_level: 2, license_level: 2, events: 1 });
+      assertEquals(await state(db, 2), { xp: 40, progress_level: 1, license_level: 1, events: 1 });
+    } finally {
+      await sql.end({ timeout: 1 }).catch(() => {});
+      proxy.stop();
+    }
   }));

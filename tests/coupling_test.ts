@@ -43,6 +43,55 @@ Deno.test({
   }));
 
 Deno.test({
+  name:
+    "500 concurrent awards through the group commit (3 lanes) share transactions, keep the ledger exact and never desync",
+  ignore: !hasServer,
+}, () =>
+  withTestApp({ pool: 3, students: 100 }, async ({ app, db }) => {
+    // Every 10th award carries a key, sent twice: one applies, the other replays, wherever they land.
+    const requests = Array.from({ length: 500 }, (_, i) => ({
+      body: {
+        student_id: 1 + (i * 37) % 100,
+        specialization_id: SPECS[i % 3],
+        xp_change: 1 + (i * 7919) % 900,
+      },
+      key: i % 10 === 0 ? `key-${i}` : undefined,
+    }));
+    const sent = [...requests, ...requests.filter((r) => r.key)];
+    const responses = await Promise.all(
+      sent.map((r) => award(app, r.body, r.key ? { "Idempotency-Key": r.key } : {})),
+    );
+    assertEquals(responses.filter((r) => r.status !== 200).length, 0);
+    assertEquals(responses.filter((r) => r.headers.get("idempotent-replayed") === "true").length, 50);
+    const events = new Set((await Promise.all(responses.map((r) => r.json()))).map((b) => b.event_id));
+    assertEquals(events.size, 500, "one ledger row per award; a replay names its award's row");
+
+    const acknowledged = new Map<string, number>();
+    for (const { body } of requests) {
+      const key = `${body.student_id}/${body.specialization_id}`;
+      acknowledged.set(key, (acknowledged.get(key) ?? 0) + body.xp_change);
+    }
+    const rows = await db.sql<{ key: string; total_xp: number; ledger: number }[]>`
+      SELECT p.student_id || '/' || p.specialization_id AS key, p.total_xp,
+             sum(e.xp_after - e.xp_before)::bigint AS ledger
+      FROM specialization_progress p
+      JOIN xp_events e ON e.student_id = p.student_id AND e.specialization_id = p.specialization_id
+      GROUP BY p.student_id, p.specialization_id, p.total_xp`;
+    assertEquals(rows.length, acknowledged.size);
+    for (const row of rows) {
+      assertEquals(
+        [row.total_xp, row.ledger],
+        [acknowledged.get(row.key), acknowledged.get(row.key)],
+        row.key,
+      );
+    }
+    const [{ transactions }] = await db.sql<{ transactions: number }[]>`
+      SELECT count(DISTINCT xmin::text)::int AS transactions FROM xp_events`;
+    assert(transactions < 250, `awards were grouped (${transactions} transactions for 500)`);
+    assertEquals(await desyncs(db.sql), 0);
+  }));
+
+Deno.test({
   name: "50 concurrent first updates of one student enrol exactly once",
   ignore: !hasServer,
 }, () =>

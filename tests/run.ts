@@ -17,6 +17,7 @@ const TEMPLATE = `levelguard_template_${Deno.pid}`;
 /** The files run a second time through PgBouncer: concurrency, scheduling, several instances. */
 const POOLED_FILES = [
   "coupling_test.ts",
+  "apply_xp_batch_test.ts",
   "scheduler_test.ts",
   "multi_instance_test.ts",
   "notify_test.ts",

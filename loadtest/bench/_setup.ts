@@ -58,7 +58,6 @@ export async function benchServer(
   try {
     const server = await startServer({
       DATABASE_URL: seeded.url,
-      DB_POOL_MAX: "4",
       JWT_SECRET: BENCH_SECRET,
       RATE_LIMIT_PER_MINUTE: "0",
       LOG_REQUESTS: "0",

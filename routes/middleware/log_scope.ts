@@ -10,9 +10,9 @@ import { routeLabel } from "./metrics.ts";
 
 /** Who made the request, when a token or a dashboard session said so. */
 export function userId(c: Context): number | undefined {
-  const vars = c.var as Record<string, unknown>;
-  const principal = vars.principal as { userId?: number } | undefined;
-  const session = vars.session as { userId?: number } | undefined;
+  // c.get, not c.var: c.var builds a new object from all the request's variables on every read.
+  const principal = c.get("principal") as { userId?: number } | undefined;
+  const session = c.get("session") as { userId?: number } | undefined;
   return principal?.userId ?? session?.userId;
 }
 
